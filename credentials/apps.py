@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CredentialsConfig(AppConfig):
+    name = "credentials"
+    verbose_name = "OCPI partners (credentials)"
+
+    def ready(self) -> None:
+        from ocpi_platform.ocpi import registry
+        from ocpi_platform.ocpi.types import InterfaceRole
+
+        # Our credentials endpoint; the role has no meaning for credentials (spec advises SENDER).
+        registry.register(
+            registry.ModuleEndpoint("credentials", InterfaceRole.SENDER, "ocpi:credentials")
+        )

@@ -1,0 +1,627 @@
+"""The credentials handshake in both directions, token rotation and unregistering.
+
+Never holds a database transaction open across an HTTP call: partners are called first (or
+after a short transaction that issues a token), then the outcome is stored in one short atomic
+block on the locked partner row.
+
+Token letters, by direction:
+* the partner registers with us: token A is ours (inbound), the partner offers its TOKEN_B
+  (our outbound), we answer with TOKEN_C (inbound);
+* we register with the partner: token A is theirs (outbound until replaced), we offer TOKEN_B
+  (inbound), they answer with TOKEN_C (outbound).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from ocpi_platform.ocpi.client import OcpiClient, PartnerError
+from ocpi_platform.ocpi.errors import InvalidParameters, MethodNotAllowed, OcpiError, ServerError
+from ocpi_platform.ocpi.parties import Party, our_parties
+from ocpi_platform.ocpi.principal import PartnerPrincipal, TokenEncoding, TokenKind
+from ocpi_platform.ocpi.registry import VERSION, versions_url
+from ocpi_platform.ocpi.types import Role, now_utc, validate_credentials_token, validate_url
+
+from . import tokens
+from .discovery import Discovery, discover
+from .models import (
+    ConnectionStatus,
+    InboundToken,
+    Initiative,
+    JobKind,
+    JobState,
+    Partner,
+    PartnerEndpoint,
+    PartnerEvent,
+    PartnerJob,
+    PartnerRole,
+    PartnerState,
+)
+from .serializers import CredentialsSerializer, describe_errors, strip_nulls
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT = timedelta(minutes=5)
+
+
+class HandshakeFailed(Exception):
+    """An outbound operation did not succeed; the message is for the operator."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RoleOffer:
+    role: Role
+    country_code: str
+    party_id: str
+    business_details: dict[str, Any]
+
+    @property
+    def party(self) -> Party:
+        return Party(self.country_code, self.party_id, self.role)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A validated credentials object received from a partner."""
+
+    token: str
+    url: str
+    roles: tuple[RoleOffer, ...]
+
+    @classmethod
+    def from_validated(cls, data: dict[str, Any]) -> Offer:
+        return cls(
+            token=data["token"],
+            url=data["url"],
+            roles=tuple(
+                RoleOffer(
+                    Role(r["role"]),
+                    r["country_code"],
+                    r["party_id"],
+                    strip_nulls(dict(r["business_details"])),
+                )
+                for r in data["roles"]
+            ),
+        )
+
+    @property
+    def parties(self) -> set[Party]:
+        return {r.party for r in self.roles}
+
+
+def parse_offer(data: Any, *, source: str) -> Offer:
+    serializer = CredentialsSerializer(data=data)
+    if not serializer.is_valid():
+        raise InvalidParameters(f"{source}: " + "; ".join(describe_errors(serializer.errors)))
+    return Offer.from_validated(serializer.validated_data)
+
+
+# --- our side of the credentials object --------------------------------------------------------
+
+
+def our_credentials(token: str) -> dict[str, Any]:
+    """Our Credentials object, carrying the token the partner must use to call us."""
+    business: dict[str, Any] = {"name": settings.OCPI_BUSINESS_NAME}
+    if settings.OCPI_BUSINESS_WEBSITE:
+        business["website"] = settings.OCPI_BUSINESS_WEBSITE
+    return {
+        "token": token,
+        "url": versions_url(),
+        "roles": [
+            {
+                "role": str(p.role),
+                "business_details": business,
+                "party_id": p.party_id,
+                "country_code": p.country_code,
+            }
+            for p in our_parties()
+        ],
+    }
+
+
+# --- shared steps -------------------------------------------------------------------------------
+
+
+def record(partner: Partner, kind: str, message: str) -> None:
+    PartnerEvent.objects.create(partner=partner, kind=kind, message=message)
+    logger.info("partner %s: %s: %s", partner.name, kind, message)
+
+
+def describe_parties(parties: Iterable[Party]) -> str:
+    return ", ".join(sorted(str(p) for p in parties)) or "none"
+
+
+def locked_parties(partner: Partner) -> set[Party]:
+    return {Party(r.country_code, r.party_id, Role(r.role)) for r in partner.roles.all()}
+
+
+def check_parties_available(partner: Partner, parties: Iterable[Party]) -> None:
+    """A party belongs to one connection only, and never to us (2001 otherwise)."""
+    ours = set(our_parties())
+    wanted = set(parties)
+    clash = wanted & ours
+    if clash:
+        raise InvalidParameters(
+            f"{describe_parties(clash)} is one of our own parties and cannot be registered."
+        )
+    query = Q()
+    for p in wanted:
+        query |= Q(country_code=p.country_code, party_id=p.party_id, role=p.role)
+    taken = PartnerRole.objects.filter(query).exclude(partner=partner).select_related("partner")
+    if wanted and taken.exists():
+        names = ", ".join(sorted(str(r) for r in taken))
+        raise InvalidParameters(f"{names} is already registered by another connection.")
+
+
+def claim(partner_id: int) -> bool:
+    """Mark the partner busy with a handshake operation; False when another one runs."""
+    now = now_utc()
+    return (
+        Partner.objects.filter(pk=partner_id)
+        .filter(Q(busy_since__isnull=True) | Q(busy_since__lt=now - BUSY_TIMEOUT))
+        .update(busy_since=now)
+        == 1
+    )
+
+
+def release(partner_id: int) -> None:
+    Partner.objects.filter(pk=partner_id).update(busy_since=None)
+
+
+def _store_discovery(partner: Partner, found: Discovery) -> None:
+    partner.version = found.version
+    PartnerEndpoint.objects.filter(partner=partner).delete()
+    PartnerEndpoint.objects.bulk_create(
+        PartnerEndpoint(partner=partner, identifier=e.identifier, role=e.role, url=e.url)
+        for e in found.endpoints
+    )
+
+
+def _store_roles(partner: Partner, offer: Offer) -> None:
+    """Replace the roles (before the identity is locked)."""
+    PartnerRole.objects.filter(partner=partner).delete()
+    PartnerRole.objects.bulk_create(
+        PartnerRole(
+            partner=partner,
+            role=r.role,
+            country_code=r.country_code,
+            party_id=r.party_id,
+            business_details=r.business_details,
+        )
+        for r in offer.roles
+    )
+
+
+def _update_business_details(partner: Partner, offer: Offer) -> None:
+    """The identity is locked; business details may still change."""
+    by_party = {r.party: r for r in offer.roles}
+    for row in partner.roles.all():
+        offered = by_party.get(Party(row.country_code, row.party_id, Role(row.role)))
+        if offered and offered.business_details != row.business_details:
+            row.business_details = offered.business_details
+            row.save(update_fields=["business_details"])
+
+
+def _identity_change(partner: Partner, offer: Offer) -> str | None:
+    """Describe an attempt to change a locked identity, or None when it is unchanged."""
+    locked, offered = locked_parties(partner), offer.parties
+    if locked == offered:
+        return None
+    parts = []
+    if offered - locked:
+        parts.append(f"adds {describe_parties(offered - locked)}")
+    if locked - offered:
+        parts.append(f"removes {describe_parties(locked - offered)}")
+    return (
+        f"The parties of a registered partner are locked ({describe_parties(locked)}); "
+        f"the credentials {' and '.join(parts)}. Unregister and register again to change them."
+    )
+
+
+def _mark_registered(partner: Partner, offer: Offer, encoding: TokenEncoding) -> None:
+    now = now_utc()
+    tokens.set_outbound_token(partner, offer.token)
+    partner.versions_url = offer.url
+    partner.token_encoding = encoding
+    partner.state = PartnerState.REGISTERED
+    partner.failure_reason = ""
+    partner.registered_at = now
+    partner.status = ConnectionStatus.CONNECTED
+    partner.last_connection = now
+    partner.save()
+
+
+def _expire_previous_tokens(partner: Partner, keep: InboundToken) -> None:
+    """After a rotation the old inbound tokens stay valid for a short grace period."""
+    until = now_utc() + timedelta(seconds=settings.OCPI_TOKEN_GRACE_SECONDS)
+    partner.inbound_tokens.active().exclude(pk=keep.pk).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=until)
+    ).update(expires_at=until)
+
+
+def _client(partner: Partner, token: str | None = None) -> OcpiClient:
+    return OcpiClient(
+        token if token is not None else tokens.outbound_token(partner),
+        encoding=TokenEncoding(partner.token_encoding),
+        read_timeout=settings.OCPI_HTTP_HANDSHAKE_TIMEOUT,
+    )
+
+
+def unregister_locally(partner: Partner, reason: str) -> None:
+    """Stop all traffic: revoke every inbound token, forget ours, free the parties."""
+    roles = describe_parties(locked_parties(partner))
+    tokens.revoke(partner.inbound_tokens.all())
+    tokens.set_outbound_token(partner, None)
+    partner.roles.all().delete()
+    partner.state = PartnerState.UNREGISTERED
+    partner.status = ConnectionStatus.OFFLINE
+    partner.save()
+    record(partner, "unregistered", f"{reason} (parties were: {roles})")
+
+
+# --- the partner calls us (we are the server of the credentials module) -----------------------
+
+
+def credentials_for(principal: PartnerPrincipal, presented_token: str) -> dict[str, Any]:
+    """GET credentials: our credentials with the token the caller uses to reach us."""
+    return our_credentials(presented_token)
+
+
+def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, Any]:
+    """POST credentials with token A (spec credentials › Registration, steps 6-9).
+
+    1. refuse parties that are ours or another connection's (2001);
+    2. call back the partner's versions and details with the token it offered (3001/3002/3003);
+    3. in one transaction: store roles, endpoints and its token, revoke token A, issue ours.
+    Token A stays usable when anything fails, so the partner can retry.
+    """
+    partner = Partner.objects.get(pk=principal.partner_id)
+    check_parties_available(partner, offer.parties)
+    if not claim(partner.pk):
+        raise ServerError("A registration for this partner is already running; retry shortly.")
+    try:
+        Partner.objects.filter(pk=partner.pk).exclude(state=PartnerState.REGISTERED).update(
+            state=PartnerState.REGISTERING
+        )
+        try:
+            with OcpiClient(offer.token, encoding=principal.encoding) as client:
+                found = discover(client, offer.url, version=VERSION)
+                encoding = client.encoding
+        except OcpiError as exc:
+            _fail(partner.pk, "registration_failed", exc.message)
+            raise
+        try:
+            with transaction.atomic():
+                partner = Partner.objects.select_for_update().get(pk=partner.pk)
+                if partner.state == PartnerState.REGISTERED:
+                    raise MethodNotAllowed("Already registered: use PUT to update the credentials.")
+                check_parties_available(partner, offer.parties)
+                _store_discovery(partner, found)
+                _store_roles(partner, offer)
+                tokens.revoke(partner.inbound_tokens.filter(kind=TokenKind.REGISTRATION))
+                _, token_c = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
+                _mark_registered(partner, offer, encoding)
+                record(
+                    partner,
+                    "registered",
+                    f"The partner registered with us: version {found.version}, parties "
+                    f"{describe_parties(offer.parties)}, {len(found.endpoints)} endpoints.",
+                )
+        except IntegrityError:
+            raise InvalidParameters(
+                "One of these parties was just registered by another connection."
+            ) from None
+    finally:
+        release(partner.pk)
+    return our_credentials(token_c)
+
+
+def update_credentials(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, Any]:
+    """PUT credentials (spec credentials › Updating): re-fetch endpoints, rotate both tokens.
+
+    The identity is locked: a change of parties is refused (2001) and recorded. The tokens the
+    partner used until now stay valid for OCPI_TOKEN_GRACE_SECONDS.
+    """
+    partner = Partner.objects.get(pk=principal.partner_id)
+    change = _identity_change(partner, offer)
+    if change:
+        record(partner, "identity_refused", change)
+        raise InvalidParameters(change)
+    if not claim(partner.pk):
+        raise ServerError("Another credentials update for this partner is running; retry shortly.")
+    try:
+        with OcpiClient(offer.token, encoding=principal.encoding) as client:
+            found = discover(client, offer.url, version=VERSION)
+            encoding = client.encoding
+        with transaction.atomic():
+            partner = Partner.objects.select_for_update().get(pk=partner.pk)
+            if not partner.is_registered:
+                raise MethodNotAllowed("Not registered: PUT is allowed only after registration.")
+            _store_discovery(partner, found)
+            _update_business_details(partner, offer)
+            row, new_token = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
+            _expire_previous_tokens(partner, keep=row)
+            tokens.set_outbound_token(partner, offer.token)
+            partner.versions_url = offer.url
+            partner.token_encoding = encoding
+            partner.save()
+            record(
+                partner,
+                "rotated",
+                f"The partner updated its credentials (version {found.version}, "
+                f"{len(found.endpoints)} endpoints); both tokens rotated.",
+            )
+    except OcpiError as exc:
+        record(partner, "update_failed", exc.message)
+        raise
+    finally:
+        release(partner.pk)
+    return our_credentials(new_token)
+
+
+def unregister_partner(*, principal: PartnerPrincipal) -> None:
+    """DELETE credentials: the partner ends the connection."""
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=principal.partner_id)
+        unregister_locally(partner, "The partner unregistered (DELETE credentials).")
+
+
+def _fail(partner_id: int, kind: str, reason: str) -> None:
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner_id)
+        if partner.state != PartnerState.REGISTERED:
+            partner.state = PartnerState.FAILED
+        partner.failure_reason = reason
+        partner.save()
+        record(partner, kind, reason)
+
+
+# --- operators start operations; a Celery task runs them (we are the client) ------------------
+
+
+def invite_partner(*, name: str) -> tuple[Partner, str]:
+    """Create (or re-invite) a partner and issue token A. The token is returned once."""
+    with transaction.atomic():
+        partner, created = Partner.objects.select_for_update().get_or_create(
+            name=name, defaults={"initiated_by": Initiative.PARTNER}
+        )
+        if not created and partner.state in (PartnerState.REGISTERED, PartnerState.REGISTERING):
+            raise HandshakeFailed(
+                f"{name} is {partner.get_state_display()}; unregister it before a new invitation."
+            )
+        tokens.revoke(partner.inbound_tokens.all())
+        partner.initiated_by = Initiative.PARTNER
+        partner.state = PartnerState.INVITED
+        partner.status = ConnectionStatus.PLANNED
+        partner.failure_reason = ""
+        tokens.set_outbound_token(partner, None)
+        partner.save()
+        _, token_a = tokens.issue_inbound_token(partner, TokenKind.REGISTRATION)
+        record(partner, "invited", "Token A issued; waiting for the partner to register.")
+    return partner, token_a
+
+
+def connect_partner(*, name: str, versions_url: str, token_a: str) -> PartnerJob:
+    """Register with a partner that gave us its versions URL and token A (runs as a task)."""
+    try:
+        validate_url(versions_url)
+    except ValueError as exc:
+        raise HandshakeFailed(f"The versions URL {exc}.") from None
+    try:
+        validate_credentials_token(token_a)
+    except ValueError as exc:
+        raise HandshakeFailed(f"Token A {exc}.") from None
+    with transaction.atomic():
+        partner, created = Partner.objects.select_for_update().get_or_create(
+            name=name, defaults={"initiated_by": Initiative.US}
+        )
+        if not created and partner.state in (PartnerState.REGISTERED, PartnerState.REGISTERING):
+            raise HandshakeFailed(
+                f"{name} is {partner.get_state_display()}; unregister it before connecting again."
+            )
+        tokens.revoke(partner.inbound_tokens.all())
+        partner.initiated_by = Initiative.US
+        partner.state = PartnerState.REGISTERING
+        partner.status = ConnectionStatus.PLANNED
+        partner.failure_reason = ""
+        partner.versions_url = versions_url
+        partner.token_encoding = TokenEncoding.BASE64
+        tokens.set_outbound_token(partner, token_a)
+        partner.save()
+        record(partner, "connect_requested", f"Connecting to {versions_url}.")
+        return _enqueue(partner, JobKind.CONNECT)
+
+
+def request_job(partner: Partner, kind: JobKind) -> PartnerJob:
+    """Rotate, unregister or refresh: only for a registered partner."""
+    if not partner.is_registered:
+        raise HandshakeFailed(f"{partner.name} is {partner.get_state_display()}, not registered.")
+    with transaction.atomic():
+        return _enqueue(partner, kind)
+
+
+def _enqueue(partner: Partner, kind: JobKind) -> PartnerJob:
+    from .tasks import run_partner_job
+
+    job = PartnerJob.objects.create(partner=partner, kind=kind)
+    transaction.on_commit(lambda: run_partner_job.delay(job_id=job.pk))
+    return job
+
+
+def _connect(partner: Partner) -> str:
+    """We are the Initiator (spec credentials › Registration, steps 1-5 and 10)."""
+    with _client(partner) as client:
+        found = discover(client, partner.versions_url)
+        credentials_url = found.url_of("credentials")
+        with transaction.atomic():
+            _store_discovery(partner, found)
+            partner.save()
+            # Persist TOKEN_B before the POST: the partner calls us back with it meanwhile.
+            _, token_b = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
+        try:
+            reply = client.post(credentials_url, our_credentials(token_b))
+            offer = parse_offer(reply.data, source="The partner's credentials response")
+            check_parties_available(partner, offer.parties)
+        except (PartnerError, OcpiError) as exc:
+            tokens.revoke(partner.inbound_tokens.all())
+            raise HandshakeFailed(f"Registration refused or failed: {_message(exc)}") from None
+        encoding = client.encoding
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        _store_roles(partner, offer)
+        _mark_registered(partner, offer, encoding)
+        record(
+            partner,
+            "registered",
+            f"We registered with the partner: version {found.version}, parties "
+            f"{describe_parties(offer.parties)}, {len(found.endpoints)} endpoints.",
+        )
+    return f"Registered with {partner.name} (OCPI {found.version})."
+
+
+def _rotate(partner: Partner) -> str:
+    """We send PUT credentials: new tokens both ways, endpoints re-fetched."""
+    with _client(partner) as client:
+        found = discover(client, partner.versions_url)
+        credentials_url = found.url_of("credentials")
+        row, new_token = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
+        try:
+            reply = client.put(credentials_url, our_credentials(new_token))
+        except PartnerError as exc:
+            tokens.revoke(InboundToken.objects.filter(pk=row.pk))
+            raise HandshakeFailed(f"Rotation refused or failed: {exc.message}") from None
+        encoding = client.encoding
+    data = reply.data if isinstance(reply.data, dict) else {}
+    try:
+        their_token = validate_credentials_token(str(data.get("token") or ""))
+    except ValueError:
+        tokens.revoke(InboundToken.objects.filter(pk=row.pk))
+        raise HandshakeFailed("The partner's PUT response carries no valid token.") from None
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        _store_discovery(partner, found)
+        _expire_previous_tokens(partner, keep=row)
+        tokens.set_outbound_token(partner, their_token)
+        partner.token_encoding = encoding
+        try:
+            offer = parse_offer(data, source="The partner's PUT response")
+        except OcpiError as exc:
+            record(
+                partner,
+                "rotated",
+                f"Tokens rotated; the partner's roles were unreadable: {exc.message}",
+            )
+        else:
+            partner.versions_url = offer.url
+            change = _identity_change(partner, offer)
+            if change:
+                record(partner, "identity_refused", change)
+            else:
+                _update_business_details(partner, offer)
+            record(partner, "rotated", f"We rotated the tokens (version {found.version}).")
+        partner.save()
+    return f"Tokens rotated with {partner.name}."
+
+
+def _unregister(partner: Partner) -> str:
+    """We send DELETE credentials; our side stops whatever the partner answers."""
+    problem = None
+    try:
+        with _client(partner) as client:
+            url = partner.endpoint_url("credentials")
+            if not url:
+                raise PartnerError("no credentials endpoint is known")
+            client.delete(url)
+    except PartnerError as exc:
+        problem = exc.message
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        unregister_locally(partner, "We unregistered (DELETE credentials).")
+    if problem:
+        raise HandshakeFailed(f"Unregistered here, but the partner could not be told: {problem}")
+    return f"Unregistered from {partner.name}."
+
+
+def _refresh(partner: Partner) -> str:
+    with _client(partner) as client:
+        found = discover(client, partner.versions_url, version=partner.version or None)
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        _store_discovery(partner, found)
+        partner.save()
+        record(
+            partner,
+            "endpoints_refreshed",
+            f"{len(found.endpoints)} endpoints (version {found.version}).",
+        )
+    return f"{len(found.endpoints)} endpoints of {partner.name} stored."
+
+
+_RUNNERS: dict[str, Callable[[Partner], str]] = {
+    JobKind.CONNECT: _connect,
+    JobKind.ROTATE: _rotate,
+    JobKind.UNREGISTER: _unregister,
+    JobKind.REFRESH: _refresh,
+}
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+
+def run_job(job_id: int) -> None:
+    """Run one PartnerJob once: claimed first, so a duplicate task message does nothing."""
+    now = now_utc()
+    stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimed = (
+        PartnerJob.objects.filter(pk=job_id)
+        .filter(Q(state=JobState.PENDING) | Q(state=JobState.RUNNING, started_at__lt=stale))
+        .update(state=JobState.RUNNING, started_at=now)
+    )
+    if not claimed:
+        return
+    job = PartnerJob.objects.select_related("partner").get(pk=job_id)
+    partner = job.partner
+    if not claim(partner.pk):
+        _finish(job, JobState.FAILED, "Another operation on this partner is running; try again.")
+        return
+    try:
+        if job.kind != JobKind.CONNECT and not Partner.objects.get(pk=partner.pk).is_registered:
+            raise HandshakeFailed(f"{partner.name} is no longer registered.")
+        message = _RUNNERS[job.kind](Partner.objects.get(pk=partner.pk))
+    except (HandshakeFailed, OcpiError, PartnerError) as exc:
+        reason = _message(exc)
+        if job.kind == JobKind.CONNECT:
+            _fail(partner.pk, "registration_failed", reason)
+        else:
+            record(partner, f"{job.kind.lower()}_failed", reason)
+        _finish(job, JobState.FAILED, reason)
+    except Exception as exc:
+        logger.exception("partner job %s (%s) crashed", job_id, job.kind)
+        reason = f"Internal error ({type(exc).__name__}); see the worker log."
+        if job.kind == JobKind.CONNECT:
+            _fail(partner.pk, "registration_failed", reason)
+        _finish(job, JobState.FAILED, reason)
+    else:
+        _finish(job, JobState.SUCCEEDED, message)
+    finally:
+        release(partner.pk)
+
+
+def _finish(job: PartnerJob, state: JobState, message: str) -> None:
+    job.state = state
+    job.message = message
+    job.finished_at = now_utc()
+    job.save(update_fields=["state", "message", "finished_at"])

@@ -1,0 +1,123 @@
+"""Credentials tokens: generation, keyed hashing of inbound tokens, encryption of outbound ones.
+
+No function here logs or returns a token value inside a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.db.models import QuerySet
+
+from ocpi_platform.ocpi.parties import Party
+from ocpi_platform.ocpi.principal import PartnerPrincipal, TokenEncoding, TokenKind
+from ocpi_platform.ocpi.types import Role, now_utc
+
+from .models import InboundToken, Partner, PartnerState
+
+PREFIX_LENGTH = 8
+HINT_LENGTH = 4
+
+
+def generate_token() -> str:
+    """43 URL-safe characters from the OS CSPRNG: printable ASCII, well under 64."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> str:
+    key = settings.OCPI_TOKEN_HMAC_KEY.encode("utf-8")
+    return hmac.new(key, token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def hint(token: str) -> str:
+    """What an operator may see of a token: a short prefix."""
+    return token[:HINT_LENGTH]
+
+
+@cache
+def _fernet(keys: str) -> MultiFernet:
+    return MultiFernet([Fernet(k.strip().encode()) for k in keys.split(",") if k.strip()])
+
+
+def encrypt(token: str) -> str:
+    return _fernet(settings.OCPI_TOKEN_ENCRYPTION_KEYS).encrypt(token.encode("utf-8")).decode()
+
+
+def decrypt(ciphertext: str) -> str:
+    try:
+        return _fernet(settings.OCPI_TOKEN_ENCRYPTION_KEYS).decrypt(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise RuntimeError(
+            "Stored partner token cannot be decrypted with the configured keys."
+        ) from None
+
+
+def set_outbound_token(partner: Partner, token: str | None) -> None:
+    """Store (or wipe) the token the partner issued to us; the caller saves the partner."""
+    partner.outbound_token_encrypted = encrypt(token) if token else ""
+    partner.outbound_token_hint = hint(token) if token else ""
+
+
+def outbound_token(partner: Partner) -> str | None:
+    return decrypt(partner.outbound_token_encrypted) if partner.outbound_token_encrypted else None
+
+
+def issue_inbound_token(partner: Partner, kind: TokenKind) -> tuple[InboundToken, str]:
+    """Create a token the partner will present to us. The value is returned once, never stored."""
+    value = generate_token()
+    row = InboundToken.objects.create(
+        partner=partner, kind=kind, prefix=value[:PREFIX_LENGTH], digest=digest(value)
+    )
+    return row, value
+
+
+def find_active(token: str) -> InboundToken | None:
+    """Look up by prefix, compare the keyed digest in constant time."""
+    wanted = digest(token)
+    rows = InboundToken.objects.active().filter(prefix=token[:PREFIX_LENGTH])
+    for row in rows.select_related("partner"):
+        if hmac.compare_digest(row.digest, wanted):
+            return row
+    return None
+
+
+def resolve_principal(
+    candidates: Sequence[tuple[str, TokenEncoding]],
+) -> tuple[PartnerPrincipal, str] | None:
+    """OCPI_TOKEN_RESOLVER: map the presented token to its partner (None: 401)."""
+    for value, encoding in candidates:
+        row = find_active(value)
+        if row is None:
+            continue
+        partner = row.partner
+        if partner.state == PartnerState.UNREGISTERED:
+            return None
+        if partner.token_encoding != encoding:
+            # Remember which form this partner uses: we answer its calls in the same form.
+            Partner.objects.filter(pk=partner.pk).update(token_encoding=encoding)
+        parties = tuple(
+            Party(r.country_code, r.party_id, Role(r.role)) for r in partner.roles.all()
+        )
+        principal = PartnerPrincipal(
+            partner_id=partner.pk,
+            partner_name=partner.name,
+            token_id=row.pk,
+            token_kind=TokenKind(row.kind),
+            encoding=encoding,
+            registered=partner.state == PartnerState.REGISTERED,
+            suspended=False,
+            parties=parties,
+        )
+        return principal, value
+    return None
+
+
+def revoke(tokens: QuerySet[InboundToken]) -> int:
+    """Revoke every token of the queryset now."""
+    return tokens.filter(revoked_at__isnull=True).update(revoked_at=now_utc())

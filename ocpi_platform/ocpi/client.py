@@ -1,0 +1,283 @@
+"""The one outbound client: every call to a partner goes through ``OcpiClient``.
+
+It sets timeouts, the ``Token`` header (Base64, or plain for partners that want it), the request
+and correlation ids; it unwraps the envelope and classifies every failure once:
+
+* ``PartnerRejected`` (permanent): HTTP 4xx, OCPI 2xxx, or a hub's 4001;
+* ``PartnerUnavailable`` (transient): no connection, timeout, HTTP 5xx/429, OCPI 3xxx,
+  hub 4002/4003;
+* ``PartnerProtocolError`` (permanent): not JSON, not an envelope, a redirect.
+
+Tests inject an ``httpx`` transport through ``use_transport`` (the only seam).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from .headers import CORRELATION_ID, REQUEST_ID, RoutingHeaders, current_correlation_id, new_id
+from .principal import TokenEncoding
+from .status import OcpiStatus
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "ocpi-platform/2.2.1"
+
+_transport: ContextVar[httpx.BaseTransport | None] = ContextVar("ocpi_transport", default=None)
+
+
+@contextmanager
+def use_transport(transport: httpx.BaseTransport) -> Iterator[None]:
+    """Send every outbound call made inside the block through ``transport`` (tests)."""
+    token = _transport.set(transport)
+    try:
+        yield
+    finally:
+        _transport.reset(token)
+
+
+class PartnerError(Exception):
+    permanent = True
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, ocpi_status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.ocpi_status = ocpi_status
+
+
+class PartnerRejected(PartnerError):
+    permanent = True
+
+
+class PartnerUnavailable(PartnerError):
+    permanent = False
+
+
+class PartnerProtocolError(PartnerError):
+    permanent = True
+
+
+@dataclass(frozen=True)
+class OcpiReply:
+    http_status: int
+    status_code: int
+    message: str | None
+    data: Any
+    headers: httpx.Headers
+    url: str
+
+    def next_link(self) -> str | None:
+        return parse_next_link(self.headers.get("Link"))
+
+
+_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?', re.IGNORECASE)
+
+
+def parse_next_link(header: str | None) -> str | None:
+    if not header:
+        return None
+    match = _LINK.search(header)
+    return match.group(1) if match else None
+
+
+def authorization_header(token: str, encoding: TokenEncoding) -> str:
+    if encoding == TokenEncoding.PLAIN:
+        return f"Token {token}"
+    return "Token " + base64.b64encode(token.encode("utf-8")).decode("ascii")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class OcpiClient:
+    """Calls one partner with one token. Use as a context manager, or call ``close()``."""
+
+    def __init__(
+        self,
+        token: str | None,
+        *,
+        encoding: TokenEncoding = TokenEncoding.BASE64,
+        read_timeout: float | None = None,
+        routing: RoutingHeaders | None = None,
+        encoding_fallback: bool = True,
+    ) -> None:
+        self._token = token
+        self.encoding = encoding
+        self.encoding_fallback = encoding_fallback
+        self.routing = routing
+        timeout = httpx.Timeout(
+            read_timeout or settings.OCPI_HTTP_READ_TIMEOUT,
+            connect=settings.OCPI_HTTP_CONNECT_TIMEOUT,
+        )
+        self._http = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            transport=_transport.get(),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    def __enter__(self) -> OcpiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _headers(self, encoding: TokenEncoding, has_body: bool) -> dict[str, str]:
+        headers = {
+            REQUEST_ID: new_id(),
+            CORRELATION_ID: current_correlation_id.get() or new_id(),
+        }
+        if self._token:
+            headers["Authorization"] = authorization_header(self._token, encoding)
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        if self.routing:
+            headers.update(self.routing.as_headers())
+        return headers
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        encoding: TokenEncoding,
+        json: Any,
+        params: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        try:
+            return self._http.request(
+                method,
+                url,
+                json=json,
+                params=params,
+                headers=self._headers(encoding, json is not None),
+            )
+        except httpx.TimeoutException:
+            raise PartnerUnavailable(f"{method} {url} timed out.") from None
+        except httpx.InvalidURL:
+            raise PartnerRejected(f"{url!r} is not a URL we can call.") from None
+        except httpx.TransportError as exc:
+            raise PartnerUnavailable(
+                f"{method} {url} failed: {type(exc).__name__}: {_short(str(exc))}"
+            ) from None
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> OcpiReply:
+        response = self._send(method, url, self.encoding, json, params)
+        if (
+            response.status_code == 401
+            and self._token
+            and self.encoding_fallback
+            and self.encoding == TokenEncoding.BASE64
+        ):
+            # Peers of OCPI 2.1.1/2.2 expect the token unencoded: try that once, and remember.
+            retry = self._send(method, url, TokenEncoding.PLAIN, json, params)
+            if retry.status_code != 401:
+                logger.info("%s accepts only unencoded tokens; switching", url)
+                self.encoding = TokenEncoding.PLAIN
+                response = retry
+        reply = self._interpret(method, url, response)
+        logger.info("OCPI %s %s -> HTTP %s, %s", method, url, reply.http_status, reply.status_code)
+        return reply
+
+    def _interpret(self, method: str, url: str, response: httpx.Response) -> OcpiReply:
+        status = response.status_code
+        what = f"{method} {url}"
+        if 300 <= status < 400:
+            raise PartnerProtocolError(
+                f"{what} answered with a redirect (HTTP {status}) to "
+                f"{response.headers.get('Location', '?')}; redirects are not followed.",
+                http_status=status,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        envelope = body if isinstance(body, dict) and "status_code" in body else None
+        message = envelope.get("status_message") if envelope else None
+        detail = f": {_short(str(message))}" if message else ""
+        if status == 429 or status >= 500:
+            raise PartnerUnavailable(
+                f"{what} failed with HTTP {status}{detail}.", http_status=status
+            )
+        if status >= 400:
+            raise PartnerRejected(
+                f"{what} was refused with HTTP {status}{detail}.", http_status=status
+            )
+        if envelope is None:
+            kind = response.headers.get("Content-Type", "no content type")
+            what_came = "a JSON value that is not an OCPI envelope" if body is not None else kind
+            raise PartnerProtocolError(
+                f"{what} did not answer with an OCPI envelope (got {what_came}).",
+                http_status=status,
+            )
+        try:
+            code = int(envelope["status_code"])
+        except (TypeError, ValueError):
+            raise PartnerProtocolError(f"{what} answered with a non-numeric status_code.") from None
+        if 1000 <= code < 2000:
+            return OcpiReply(status, code, message, envelope.get("data"), response.headers, url)
+        error = f"{what} answered OCPI status {code}{detail}."
+        if 3000 <= code < 4000 or code in (
+            OcpiStatus.TIMEOUT_ON_FORWARDED_REQUEST,
+            OcpiStatus.CONNECTION_PROBLEM,
+        ):
+            raise PartnerUnavailable(error, http_status=status, ocpi_status=code)
+        raise PartnerRejected(error, http_status=status, ocpi_status=code)
+
+    def get(self, url: str, *, params: Mapping[str, str] | None = None) -> OcpiReply:
+        return self.request("GET", url, params=params)
+
+    def post(self, url: str, json: Any) -> OcpiReply:
+        return self.request("POST", url, json=json)
+
+    def put(self, url: str, json: Any) -> OcpiReply:
+        return self.request("PUT", url, json=json)
+
+    def patch(self, url: str, json: Any) -> OcpiReply:
+        return self.request("PATCH", url, json=json)
+
+    def delete(self, url: str) -> OcpiReply:
+        return self.request("DELETE", url)
+
+    def iter_pages(
+        self, url: str, *, params: Mapping[str, str] | None = None, max_pages: int = 10_000
+    ) -> Iterator[OcpiReply]:
+        """Follow ``Link: <…>; rel="next"`` until the last page; stop on a loop or the budget."""
+        seen: set[str] = set()
+        next_url: str | None = url
+        next_params = params
+        for _ in range(max_pages):
+            if next_url is None:
+                return
+            key = next_url + repr(sorted((next_params or {}).items()))
+            if key in seen:
+                raise PartnerProtocolError(f"Paging loops: {next_url} was already fetched.")
+            seen.add(key)
+            reply = self.get(next_url, params=next_params)
+            yield reply
+            next_url, next_params = reply.next_link(), None
+        raise PartnerProtocolError(f"Paging stopped after {max_pages} pages of {url}.")

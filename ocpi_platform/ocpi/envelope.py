@@ -1,0 +1,163 @@
+"""The OCPI response envelope, the JSON parser and the DRF exception handler.
+
+Every response, errors included, is ``{data, status_code, status_message, timestamp}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+
+from .errors import MalformedJson, OcpiError
+from .status import OcpiStatus
+from .types import format_datetime, now_utc
+
+logger = logging.getLogger(__name__)
+
+
+def envelope(
+    data: Any = None, *, status: OcpiStatus = OcpiStatus.SUCCESS, message: str | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if data is not None:
+        body["data"] = data
+    body["status_code"] = int(status)
+    if message:
+        body["status_message"] = message
+    body["timestamp"] = format_datetime(now_utc())
+    return body
+
+
+def ocpi_response(
+    data: Any = None,
+    *,
+    status: OcpiStatus = OcpiStatus.SUCCESS,
+    message: str | None = None,
+    http_status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return Response(
+        envelope(data, status=status, message=message),
+        status=http_status,
+        headers=dict(headers or {}),
+    )
+
+
+def error_json_response(error: OcpiError) -> JsonResponse:
+    """The envelope outside DRF (unknown URLs, crashes in middleware)."""
+    return JsonResponse(
+        envelope(status=error.ocpi_status, message=error.message), status=error.http_status
+    )
+
+
+class OcpiJsonParser(BaseParser):
+    """Parse every request body as JSON, whatever Content-Type a partner sent.
+
+    A body that is not JSON is answered with HTTP 400 (spec: status_codes).
+    """
+
+    media_type = "*/*"
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        raw = stream.read() if stream is not None else b""
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
+        except json.JSONDecodeError as exc:
+            raise MalformedJson(
+                f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                f"column {exc.colno}."
+            ) from None
+
+
+def describe_validation_errors(detail: Any, path: str = "") -> list[str]:
+    """Flatten DRF's nested error structure into 'field.sub[0]: message' lines."""
+    if isinstance(detail, Mapping):
+        lines: list[str] = []
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                name = path
+            elif isinstance(key, int) or str(key).isdigit():
+                name = f"{path}[{key}]"
+            else:
+                name = f"{path}.{key}" if path else str(key)
+            lines.extend(describe_validation_errors(value, name))
+        return lines
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            prefix = f"{path}: " if path else ""
+            return [prefix + " ".join(str(item) for item in detail)]
+        lines = []
+        for index, item in enumerate(detail):
+            if item:
+                lines.extend(describe_validation_errors(item, f"{path}[{index}]"))
+        return lines
+    prefix = f"{path}: " if path else ""
+    return [prefix + str(detail)]
+
+
+def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
+    """Map every exception raised in a view to the envelope (DRF's EXCEPTION_HANDLER)."""
+    if isinstance(exc, OcpiError):
+        return ocpi_response(
+            status=exc.ocpi_status, message=exc.message, http_status=exc.http_status
+        )
+    if isinstance(exc, drf.ParseError):
+        return ocpi_response(
+            status=OcpiStatus.INVALID_PARAMETERS, message=str(exc.detail), http_status=400
+        )
+    if isinstance(exc, drf.ValidationError):
+        message = "; ".join(describe_validation_errors(exc.detail)) or "Invalid parameters."
+        return ocpi_response(status=OcpiStatus.INVALID_PARAMETERS, message=message)
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        return ocpi_response(
+            status=OcpiStatus.CLIENT_ERROR,
+            message=str(exc.detail),
+            http_status=401,
+            headers={"WWW-Authenticate": "Token"},
+        )
+    if isinstance(exc, drf.MethodNotAllowed):
+        return ocpi_response(
+            status=OcpiStatus.CLIENT_ERROR, message=str(exc.detail), http_status=405
+        )
+    if isinstance(exc, Http404 | drf.NotFound):
+        return ocpi_response(status=OcpiStatus.CLIENT_ERROR, message="Not found.", http_status=404)
+    if isinstance(exc, drf.APIException):
+        return ocpi_response(
+            status=OcpiStatus.CLIENT_ERROR, message=str(exc.detail), http_status=exc.status_code
+        )
+    view = context.get("view")
+    logger.exception("Unexpected error in %s", type(view).__name__ if view else "view")
+    return ocpi_response(status=OcpiStatus.SERVER_ERROR, message="Internal server error.")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Unknown URLs under /ocpi/ get the envelope; the admin keeps Django's page."""
+    from django.views.defaults import page_not_found
+
+    from .errors import NotFound
+
+    if request.path.startswith("/ocpi/"):
+        return error_json_response(NotFound(f"No OCPI endpoint at {request.path}."))
+    return page_not_found(request, exception or Http404())
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    from .errors import ServerError
+
+    return error_json_response(ServerError())

@@ -1,0 +1,190 @@
+"""Settings for the OCPI platform: everything comes from the environment (see .env.example).
+
+Importing this module never fails; insecure development defaults are refused by the deploy
+checks in ``ocpi_platform/checks.py`` (``manage.py check --deploy``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file() and not os.environ.get("OCPI_IGNORE_DOTENV"):
+    env.read_env(str(BASE_DIR / ".env"))
+
+
+def env_secret(name: str, default: str) -> str:
+    """Read a secret from NAME, or from the file named by NAME_FILE (container secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return str(env.str(name, default=default))
+
+
+INSECURE_PREFIX = "insecure-dev-only"
+
+# Where the embedded default keeps its SQLite database and its broker folders.
+DATA_DIR = Path(env.str("OCPI_DATA_DIR", default=str(BASE_DIR / "var")))
+PORT = env.int("PORT", default=8000)
+
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", f"{INSECURE_PREFIX}-django-secret-key")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "ocpi_platform.apps.OcpiPlatformConfig",
+    "credentials",
+    "hubclientinfo",
+    "locations",
+]
+
+MIDDLEWARE = [
+    "ocpi_platform.ocpi.headers.OcpiHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# OCPI clients PUT/PATCH/POST to paths with or without a trailing slash: never redirect.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "ocpi_platform.urls"
+WSGI_APPLICATION = "ocpi_platform.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web server, worker and beat share the file: wait for locks instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["ocpi_platform.ocpi.authentication.OcpiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["ocpi_platform.ocpi.permissions.RegisteredPartyOnly"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["ocpi_platform.ocpi.envelope.OcpiJsonParser"],
+    "EXCEPTION_HANDLER": "ocpi_platform.ocpi.envelope.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "UNAUTHENTICATED_TOKEN": None,
+}
+
+# --- Celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = DATA_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = 120
+CELERY_TASK_TIME_LIMIT = 150
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- OCPI ---------------------------------------------------------------------------------
+# Base URL under which partners reach this platform (no trailing slash needed).
+OCPI_PUBLIC_URL = env.str("OCPI_PUBLIC_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
+# Our own parties: "CC:PID:ROLE" entries, comma separated (e.g. "NL:ABC:CPO,NL:ABC:EMSP").
+OCPI_PARTIES = env.str("OCPI_PARTIES", default="NL:ABC:CPO,NL:ABC:EMSP")
+OCPI_BUSINESS_NAME = env.str("OCPI_BUSINESS_NAME", default="OCPI Platform")
+OCPI_BUSINESS_WEBSITE = env.str("OCPI_BUSINESS_WEBSITE", default="")
+# Key of the HMAC that stores the tokens partners present to us (never stored in plain text).
+OCPI_TOKEN_HMAC_KEY = env_secret("OCPI_TOKEN_HMAC_KEY", f"{INSECURE_PREFIX}-token-hmac-key")
+# Fernet key(s), comma separated, newest first: encrypt the tokens partners gave us.
+OCPI_TOKEN_ENCRYPTION_KEYS = env_secret(
+    "OCPI_TOKEN_ENCRYPTION_KEYS", "aW5zZWN1cmUtZGV2LW9ubHktZmVybmV0LWtleS0wMDA="
+)
+# How long an inbound token stays valid after a rotation replaced it.
+OCPI_TOKEN_GRACE_SECONDS = env.int("OCPI_TOKEN_GRACE_SECONDS", default=300)
+# Outbound HTTP timeouts (seconds). Registration POST/PUT include two callbacks: longer read.
+OCPI_HTTP_CONNECT_TIMEOUT = env.float("OCPI_HTTP_CONNECT_TIMEOUT", default=5.0)
+OCPI_HTTP_READ_TIMEOUT = env.float("OCPI_HTTP_READ_TIMEOUT", default=20.0)
+OCPI_HTTP_HANDSHAKE_TIMEOUT = env.float("OCPI_HTTP_HANDSHAKE_TIMEOUT", default=60.0)
+# Page size cap of our list endpoints (announced in X-Limit).
+OCPI_PAGE_LIMIT = env.int("OCPI_PAGE_LIMIT", default=100)
+# Who resolves the Authorization header to a partner (the core knows no app).
+OCPI_TOKEN_RESOLVER = "credentials.tokens.resolve_principal"  # noqa: S105
+
+# --- Logging: one line per record, never a token value (see credentials.tokens) -------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}
+
+if not DEBUG:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    }
