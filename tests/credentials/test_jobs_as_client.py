@@ -45,7 +45,8 @@ def test_connect_registers_with_the_partner(fake_partner, django_capture_on_comm
     post = next(r for r in fake_partner.requests if r.method == "POST")
     assert post.headers["Authorization"] == "Token cGFydG5lci10b2tlbi1h"  # base64(token A)
     assert "OCPI-to-party-id" not in post.headers  # never routing headers on credentials
-    assert post.headers["X-Request-ID"] and post.headers["X-Correlation-ID"]
+    assert post.headers["X-Request-ID"]
+    assert post.headers["X-Correlation-ID"]
 
 
 def test_connect_runs_once_even_if_the_task_is_delivered_twice(fake_partner):
@@ -133,7 +134,8 @@ def test_rotate_sends_put_and_keeps_the_old_token_for_the_grace_period(
     assert tokens.outbound_token(partner) == fake_partner.issued[0]
     assert api.get("/ocpi/versions", token=new_inbound).code == 1000
     old = tokens.find_active(registered.inbound_token)
-    assert old is not None and old.expires_at is not None
+    assert old is not None
+    assert old.expires_at is not None
 
 
 def test_failed_rotation_keeps_the_current_tokens(fake_partner, registered, api):

@@ -1,0 +1,134 @@
+"""The outbound client: headers, envelope parsing, failure classes, paging."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+
+from ocpi_platform.ocpi.client import (
+    OcpiClient,
+    PartnerProtocolError,
+    PartnerRejected,
+    PartnerUnavailable,
+    use_transport,
+)
+from ocpi_platform.ocpi.headers import correlation
+from ocpi_platform.ocpi.principal import TokenEncoding
+
+OK = {"status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"}
+
+
+def serve(handler):
+    return use_transport(httpx.MockTransport(handler))
+
+
+def test_requests_carry_base64_token_and_ids():
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json={**OK, "data": [1]})
+
+    with serve(handler), correlation("corr-1"), OcpiClient("example-token") as client:
+        reply = client.get("http://p.test/x")
+
+    assert reply.data == [1]
+    assert seen[0].headers["Authorization"] == "Token ZXhhbXBsZS10b2tlbg=="
+    assert seen[0].headers["X-Correlation-ID"] == "corr-1"
+    assert seen[0].headers["X-Request-ID"]
+
+
+def test_plain_encoding_sends_the_token_as_it_is():
+    seen = []
+    with serve(lambda r: seen.append(r) or httpx.Response(200, json=OK)):
+        OcpiClient("tok", encoding=TokenEncoding.PLAIN).get("http://p.test/x")
+    assert seen[0].headers["Authorization"] == "Token tok"
+
+
+def test_401_to_base64_retries_unencoded_and_remembers():
+    def handler(request):
+        if request.headers["Authorization"] == "Token tok":
+            return httpx.Response(200, json=OK)
+        return httpx.Response(401, json={"status_code": 2000})
+
+    with serve(handler):
+        client = OcpiClient("tok")
+        client.get("http://p.test/x")
+    assert client.encoding == TokenEncoding.PLAIN
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "fragment"),
+    [
+        (httpx.Response(500, text="down"), PartnerUnavailable, "HTTP 500"),
+        (httpx.Response(429, json={"status_code": 2000}), PartnerUnavailable, "HTTP 429"),
+        (
+            httpx.Response(404, json={"status_code": 2000, "status_message": "nope"}),
+            PartnerRejected,
+            "nope",
+        ),
+        (
+            httpx.Response(200, json={"status_code": 2001, "status_message": "bad"}),
+            PartnerRejected,
+            "2001",
+        ),
+        (httpx.Response(200, json={"status_code": 3000}), PartnerUnavailable, "3000"),
+        (httpx.Response(200, json={"status_code": 4001}), PartnerRejected, "4001"),
+        (httpx.Response(200, json={"status_code": 4003}), PartnerUnavailable, "4003"),
+        (
+            httpx.Response(200, text="<html>", headers={"Content-Type": "text/html"}),
+            PartnerProtocolError,
+            "text/html",
+        ),
+        (httpx.Response(200, json=[1, 2]), PartnerProtocolError, "not an OCPI envelope"),
+        (
+            httpx.Response(302, headers={"Location": "http://elsewhere"}),
+            PartnerProtocolError,
+            "redirect",
+        ),
+    ],
+)
+def test_failures_are_classified_once(response, error, fragment):
+    with serve(lambda r: response), pytest.raises(error, match=fragment) as raised:
+        OcpiClient("tok", encoding_fallback=False).get("http://p.test/x")
+    assert raised.value.permanent == (error is not PartnerUnavailable)
+
+
+@pytest.mark.parametrize("exc", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])
+def test_network_errors_are_transient(exc):
+    def handler(request):
+        raise exc
+
+    with serve(handler), pytest.raises(PartnerUnavailable):
+        OcpiClient("tok").get("http://p.test/x")
+
+
+def test_errors_never_contain_the_token():
+    token = "super-secret-token"
+    with serve(lambda r: httpx.Response(403, text="no")), pytest.raises(PartnerRejected) as raised:
+        OcpiClient(token).get("http://p.test/x")
+    assert token not in str(raised.value)
+    assert base64.b64encode(token.encode()).decode() not in str(raised.value)
+
+
+def test_iter_pages_follows_links_and_detects_loops():
+    def handler(request):
+        offset = int(request.url.params.get("offset", 0))
+        headers = {}
+        if offset < 4:
+            headers["Link"] = f'<http://p.test/list?offset={offset + 2}&limit=2>; rel="next"'
+        return httpx.Response(200, json={**OK, "data": [offset, offset + 1]}, headers=headers)
+
+    with serve(handler):
+        pages = [r.data for r in OcpiClient("t").iter_pages("http://p.test/list")]
+    assert pages == [[0, 1], [2, 3], [4, 5]]
+
+    def looping(request):
+        return httpx.Response(
+            200, json={**OK, "data": []}, headers={"Link": '<http://p.test/list>; rel="next"'}
+        )
+
+    with serve(looping), pytest.raises(PartnerProtocolError, match="loops"):
+        list(OcpiClient("t").iter_pages("http://p.test/list"))
