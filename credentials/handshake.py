@@ -295,13 +295,9 @@ def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, 
         Partner.objects.filter(pk=partner.pk).exclude(state=PartnerState.REGISTERED).update(
             state=PartnerState.REGISTERING
         )
-        try:
-            with OcpiClient(offer.token, encoding=principal.encoding) as client:
-                found = discover(client, offer.url, version=VERSION)
-                encoding = client.encoding
-        except OcpiError as exc:
-            _fail(partner.pk, "registration_failed", exc.message)
-            raise
+        with OcpiClient(offer.token, encoding=principal.encoding) as client:
+            found = discover(client, offer.url, version=VERSION)
+            encoding = client.encoding
         try:
             with transaction.atomic():
                 partner = Partner.objects.select_for_update().get(pk=partner.pk)
@@ -323,6 +319,9 @@ def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, 
             raise InvalidParameters(
                 "One of these parties was just registered by another connection."
             ) from None
+    except OcpiError as exc:
+        _fail(partner.pk, "registration_failed", exc.message)
+        raise
     finally:
         release(partner.pk)
     return our_credentials(token_c)

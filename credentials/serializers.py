@@ -38,8 +38,7 @@ class OcpiString(serializers.CharField):
 
 
 class UrlField(serializers.CharField):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=None, **kwargs)
+    """URL: string(255) with an http(s) scheme."""
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

@@ -9,7 +9,12 @@ from rest_framework.views import APIView
 from ocpi_platform.ocpi import registry
 from ocpi_platform.ocpi.envelope import ocpi_response
 from ocpi_platform.ocpi.errors import InvalidParameters
-from ocpi_platform.ocpi.permissions import CredentialsAccess, VersionsAccess
+from ocpi_platform.ocpi.permissions import (
+    CredentialsAccess,
+    VersionsAccess,
+    presented_token,
+    principal_of,
+)
 
 from . import handshake
 
@@ -49,18 +54,20 @@ class CredentialsView(APIView):
     permission_classes = [CredentialsAccess]
 
     def get(self, request: Request) -> Response:
-        return ocpi_response(handshake.credentials_for(request.user, request.auth.value))
+        return ocpi_response(
+            handshake.credentials_for(principal_of(request), presented_token(request))
+        )
 
     def post(self, request: Request) -> Response:
         return ocpi_response(
-            handshake.register_partner(principal=request.user, offer=_offer(request))
+            handshake.register_partner(principal=principal_of(request), offer=_offer(request))
         )
 
     def put(self, request: Request) -> Response:
         return ocpi_response(
-            handshake.update_credentials(principal=request.user, offer=_offer(request))
+            handshake.update_credentials(principal=principal_of(request), offer=_offer(request))
         )
 
     def delete(self, request: Request) -> Response:
-        handshake.unregister_partner(principal=request.user)
+        handshake.unregister_partner(principal=principal_of(request))
         return ocpi_response()
