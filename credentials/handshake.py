@@ -390,22 +390,36 @@ def _fail(partner_id: int, kind: str, reason: str) -> None:
 # --- operators start operations; a Celery task runs them (we are the client) ------------------
 
 
+def _new_connection(
+    name: str, *, initiated_by: Initiative, state: PartnerState, outbound: str | None
+) -> Partner:
+    """Create the partner, or reset one that is not connected, for a new registration."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise HandshakeFailed("The partner name must have 1 to 100 characters.")
+    partner, created = Partner.objects.select_for_update().get_or_create(
+        name=name, defaults={"initiated_by": initiated_by}
+    )
+    if not created and partner.state in (PartnerState.REGISTERED, PartnerState.REGISTERING):
+        raise HandshakeFailed(
+            f"{name} is {partner.get_state_display()}; unregister it before a new connection."
+        )
+    tokens.revoke(partner.inbound_tokens.all())
+    partner.initiated_by = initiated_by
+    partner.state = state
+    partner.status = ConnectionStatus.PLANNED
+    partner.failure_reason = ""
+    partner.token_encoding = TokenEncoding.BASE64
+    tokens.set_outbound_token(partner, outbound)
+    return partner
+
+
 def invite_partner(*, name: str) -> tuple[Partner, str]:
     """Create (or re-invite) a partner and issue token A. The token is returned once."""
     with transaction.atomic():
-        partner, created = Partner.objects.select_for_update().get_or_create(
-            name=name, defaults={"initiated_by": Initiative.PARTNER}
+        partner = _new_connection(
+            name, initiated_by=Initiative.PARTNER, state=PartnerState.INVITED, outbound=None
         )
-        if not created and partner.state in (PartnerState.REGISTERED, PartnerState.REGISTERING):
-            raise HandshakeFailed(
-                f"{name} is {partner.get_state_display()}; unregister it before a new invitation."
-            )
-        tokens.revoke(partner.inbound_tokens.all())
-        partner.initiated_by = Initiative.PARTNER
-        partner.state = PartnerState.INVITED
-        partner.status = ConnectionStatus.PLANNED
-        partner.failure_reason = ""
-        tokens.set_outbound_token(partner, None)
         partner.save()
         _, token_a = tokens.issue_inbound_token(partner, TokenKind.REGISTRATION)
         record(partner, "invited", "Token A issued; waiting for the partner to register.")
@@ -423,21 +437,10 @@ def connect_partner(*, name: str, versions_url: str, token_a: str) -> PartnerJob
     except ValueError as exc:
         raise HandshakeFailed(f"Token A {exc}.") from None
     with transaction.atomic():
-        partner, created = Partner.objects.select_for_update().get_or_create(
-            name=name, defaults={"initiated_by": Initiative.US}
+        partner = _new_connection(
+            name, initiated_by=Initiative.US, state=PartnerState.REGISTERING, outbound=token_a
         )
-        if not created and partner.state in (PartnerState.REGISTERED, PartnerState.REGISTERING):
-            raise HandshakeFailed(
-                f"{name} is {partner.get_state_display()}; unregister it before connecting again."
-            )
-        tokens.revoke(partner.inbound_tokens.all())
-        partner.initiated_by = Initiative.US
-        partner.state = PartnerState.REGISTERING
-        partner.status = ConnectionStatus.PLANNED
-        partner.failure_reason = ""
         partner.versions_url = versions_url
-        partner.token_encoding = TokenEncoding.BASE64
-        tokens.set_outbound_token(partner, token_a)
         partner.save()
         record(partner, "connect_requested", f"Connecting to {versions_url}.")
         return _enqueue(partner, JobKind.CONNECT)

@@ -9,8 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from credentials import handshake
 from credentials.handshake import HandshakeFailed
-from credentials.models import Partner, PartnerJob
+from credentials.models import JobKind, Partner, PartnerJob
 from ocpi_platform.ocpi.types import format_datetime
 
 
@@ -101,3 +102,18 @@ class PartnerCommand(BaseCommand):
     @staticmethod
     def failed(exc: HandshakeFailed) -> CommandError:
         return CommandError(exc.message)
+
+
+class JobCommand(PartnerCommand):
+    """Start a job (rotate, unregister, refresh) on a registered partner."""
+
+    waits = True
+    kind: JobKind
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        partner = self.get_partner(options["name"])
+        try:
+            job = handshake.request_job(partner, self.kind)
+        except HandshakeFailed as exc:
+            raise self.failed(exc) from None
+        self.run_job(options, job, f"{self.kind.label.capitalize()} of {partner.name} started")

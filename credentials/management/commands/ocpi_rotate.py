@@ -1,20 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
-from credentials import handshake
-from credentials.management.base import PartnerCommand
+from credentials.management.base import JobCommand
 from credentials.models import JobKind
 
 
-class Command(PartnerCommand):
+class Command(JobCommand):
     help = "Rotate the tokens with a registered partner (credentials PUT)."
-    waits = True
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        partner = self.get_partner(options["name"])
-        try:
-            job = handshake.request_job(partner, JobKind.ROTATE)
-        except handshake.HandshakeFailed as exc:
-            raise self.failed(exc) from None
-        self.run_job(options, job, f"{JobKind.ROTATE.label.capitalize()} of {partner.name} started")
+    kind = JobKind.ROTATE
