@@ -475,11 +475,17 @@ def _connect(partner: Partner) -> str:
         try:
             reply = client.post(credentials_url, our_credentials(token_b))
             offer = parse_offer(reply.data, source="The partner's credentials response")
-            check_parties_available(partner, offer.parties)
         except (PartnerError, OcpiError) as exc:
             tokens.revoke(partner.inbound_tokens.all())
             raise HandshakeFailed(f"Registration refused or failed: {_message(exc)}") from None
         encoding = client.encoding
+    try:
+        check_parties_available(partner, offer.parties)
+    except OcpiError as exc:
+        # The partner registered us already: tell it to forget us, then stop here too.
+        tokens.revoke(partner.inbound_tokens.all())
+        undone = _undo_remote_registration(credentials_url, offer.token, encoding)
+        raise HandshakeFailed(f"Registration refused here: {exc.message} {undone}") from None
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
         _store_roles(partner, offer)
@@ -491,6 +497,15 @@ def _connect(partner: Partner) -> str:
             f"{describe_parties(offer.parties)}, {len(found.endpoints)} endpoints.",
         )
     return f"Registered with {partner.name} (OCPI {found.version})."
+
+
+def _undo_remote_registration(url: str, token: str, encoding: TokenEncoding) -> str:
+    try:
+        with OcpiClient(token, encoding=encoding) as client:
+            client.delete(url)
+    except PartnerError as exc:
+        return f"Unregistering at the partner failed too: {exc.message}"
+    return "We unregistered at the partner again."
 
 
 def _rotate(partner: Partner) -> str:

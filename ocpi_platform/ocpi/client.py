@@ -218,7 +218,7 @@ class OcpiClient:
             body = None
         envelope = body if isinstance(body, dict) and "status_code" in body else None
         message = envelope.get("status_message") if envelope else None
-        detail = f": {_short(str(message))}" if message else ""
+        detail = f": {_short(str(message)).rstrip('.')}" if message else ""
         if status == 429 or status >= 500:
             raise PartnerUnavailable(
                 f"{what} failed with HTTP {status}{detail}.", http_status=status

@@ -216,3 +216,22 @@ def test_refresh_stores_the_current_endpoints(fake_partner, registered):
     assert PartnerJob.objects.get(pk=job.pk).state == JobState.SUCCEEDED
     partner = Partner.objects.get(pk=registered.partner.pk)
     assert partner.endpoint_url("sessions") == "http://partner.test/ocpi/2.2.1/sessions"
+
+
+def test_connect_to_a_partner_whose_party_is_taken_undoes_its_registration(fake_partner):
+    from tests.conftest import make_registered
+
+    make_registered("earlier", country_code="DE", party_id="XYZ", role="EMSP")
+
+    job = connect(fake_partner)
+
+    assert job.state == JobState.FAILED
+    assert "DE/XYZ EMSP is already registered by another connection" in job.message
+    assert "unregistered at the partner again" in job.message
+    delete = fake_partner.requests[-1]
+    assert delete.method == "DELETE"
+    assert (
+        delete.headers["Authorization"]
+        == "Token " + __import__("base64").b64encode(fake_partner.issued[0].encode()).decode()
+    )
+    assert not Partner.objects.get(name="fake").inbound_tokens.active().exists()
