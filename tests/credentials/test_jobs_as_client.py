@@ -10,6 +10,7 @@ import pytest
 
 from credentials import handshake, tokens
 from credentials.models import JobKind, JobState, Partner, PartnerJob, PartnerState
+from tests.conftest import b64, make_registered
 
 pytestmark = pytest.mark.django_db
 
@@ -219,8 +220,6 @@ def test_refresh_stores_the_current_endpoints(fake_partner, registered):
 
 
 def test_connect_to_a_partner_whose_party_is_taken_undoes_its_registration(fake_partner):
-    from tests.conftest import make_registered
-
     make_registered("earlier", country_code="DE", party_id="XYZ", role="EMSP")
 
     job = connect(fake_partner)
@@ -230,8 +229,5 @@ def test_connect_to_a_partner_whose_party_is_taken_undoes_its_registration(fake_
     assert "unregistered at the partner again" in job.message
     delete = fake_partner.requests[-1]
     assert delete.method == "DELETE"
-    assert (
-        delete.headers["Authorization"]
-        == "Token " + __import__("base64").b64encode(fake_partner.issued[0].encode()).decode()
-    )
+    assert delete.headers["Authorization"] == "Token " + b64(fake_partner.issued[0])
     assert not Partner.objects.get(name="fake").inbound_tokens.active().exists()
