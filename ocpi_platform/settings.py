@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -167,6 +168,19 @@ OCPI_HTTP_HANDSHAKE_TIMEOUT = env.float("OCPI_HTTP_HANDSHAKE_TIMEOUT", default=6
 OCPI_PAGE_LIMIT = env.int("OCPI_PAGE_LIMIT", default=100)
 # Who resolves the Authorization header to a partner (the core knows no app).
 OCPI_TOKEN_RESOLVER = "credentials.tokens.resolve_principal"  # noqa: S105
+
+# Partners and operators reach us under the public URL: accept its host, trust its origin.
+_public = urlsplit(OCPI_PUBLIC_URL)
+if _public.hostname and _public.hostname not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_public.hostname)
+if f"{_public.scheme}://{_public.netloc}" not in CSRF_TRUSTED_ORIGINS:
+    CSRF_TRUSTED_ORIGINS.append(f"{_public.scheme}://{_public.netloc}")
+if _public.scheme == "https":
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+if env.bool("DJANGO_BEHIND_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Logging: one line per record, never a token value (see credentials.tokens) -------------
 LOGGING = {

@@ -85,3 +85,21 @@ def test_wait_reports_the_jobs_failure(registered, settings):
     command = PartnerCommand(stdout=StringIO())
     with pytest.raises(CommandError, match="unreachable"):
         command.run_job({"wait": True, "timeout": 1, "json": True}, job, "started")
+
+
+def test_token_values_are_not_stored_in_plain_text(registered):
+    """Inbound: prefix + keyed digest only. Outbound: encrypted."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prefix, digest FROM credentials_inboundtoken")
+        rows = cursor.fetchall()
+        cursor.execute(
+            "SELECT outbound_token_encrypted, outbound_token_hint FROM credentials_partner"
+        )
+        partner_rows = cursor.fetchall()
+    stored = repr(rows) + repr(partner_rows)
+    assert registered.inbound_token not in stored
+    assert registered.outbound_token not in stored
+    assert rows[0][0] == registered.inbound_token[:8]
+    assert partner_rows[0][1] == registered.outbound_token[:4]
