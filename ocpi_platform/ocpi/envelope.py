@@ -75,7 +75,7 @@ class OcpiJsonParser(BaseParser):
         if not raw.strip():
             return None
         try:
-            return json.loads(raw.decode("utf-8"))
+            return json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
             raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
         except json.JSONDecodeError as exc:
