@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from ocpi_platform.ocpi.client import OcpiClient, PartnerError
+from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.errors import InvalidParameters, MethodNotAllowed, OcpiError, ServerError
 from ocpi_platform.ocpi.parties import Party, our_parties
 from ocpi_platform.ocpi.principal import PartnerPrincipal, TokenEncoding, TokenKind
@@ -45,7 +46,7 @@ from .models import (
     PartnerRole,
     PartnerState,
 )
-from .serializers import CredentialsSerializer, describe_errors, strip_nulls
+from .serializers import CredentialsSerializer, strip_nulls
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class Offer:
 def parse_offer(data: Any, *, source: str) -> Offer:
     serializer = CredentialsSerializer(data=data)
     if not serializer.is_valid():
-        raise InvalidParameters(f"{source}: " + "; ".join(describe_errors(serializer.errors)))
+        raise InvalidParameters(
+            f"{source}: " + "; ".join(describe_validation_errors(serializer.errors))
+        )
     return Offer.from_validated(serializer.validated_data)
 
 
@@ -272,11 +275,6 @@ def unregister_locally(partner: Partner, reason: str) -> None:
 
 
 # --- the partner calls us (we are the server of the credentials module) -----------------------
-
-
-def credentials_for(principal: PartnerPrincipal, presented_token: str) -> dict[str, Any]:
-    """GET credentials: our credentials with the token the caller uses to reach us."""
-    return our_credentials(presented_token)
 
 
 def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, Any]:

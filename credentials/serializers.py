@@ -120,9 +120,3 @@ def strip_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [strip_nulls(v) for v in value]
     return value
-
-
-def describe_errors(errors: Any) -> list[str]:
-    from ocpi_platform.ocpi.envelope import describe_validation_errors
-
-    return describe_validation_errors(errors)

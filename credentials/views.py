@@ -54,9 +54,7 @@ class CredentialsView(APIView):
     permission_classes = [CredentialsAccess]
 
     def get(self, request: Request) -> Response:
-        return ocpi_response(
-            handshake.credentials_for(principal_of(request), presented_token(request))
-        )
+        return ocpi_response(handshake.our_credentials(presented_token(request)))
 
     def post(self, request: Request) -> Response:
         return ocpi_response(

@@ -164,3 +164,21 @@ def test_our_own_party_cannot_be_registered(api, invited, fake_partner):
 
     assert reply.code == 2001
     assert "NL/ABC CPO" in reply.message
+
+
+def test_callbacks_carry_the_correlation_id_of_the_registration(api, invited, fake_partner):
+    fake_partner.accepted_tokens = {"partner-token-b"}
+
+    reply = api.post(
+        CREDENTIALS,
+        token=invited.token_a,
+        body=partner_offer(),
+        headers={"X-Correlation-ID": "corr-registration-1", "X-Request-ID": "req-1"},
+    )
+
+    assert reply.code == 1000
+    assert [r.headers["X-Correlation-ID"] for r in fake_partner.requests] == [
+        "corr-registration-1",
+        "corr-registration-1",
+    ]
+    assert all(r.headers["X-Request-ID"] != "req-1" for r in fake_partner.requests)
