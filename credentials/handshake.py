@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -31,7 +32,7 @@ from ocpi_platform.ocpi.principal import PartnerPrincipal, TokenEncoding, TokenK
 from ocpi_platform.ocpi.registry import VERSION, versions_url
 from ocpi_platform.ocpi.types import Role, now_utc, validate_credentials_token, validate_url
 
-from . import tokens
+from . import signals, tokens
 from .discovery import Discovery, discover
 from .models import (
     ConnectionStatus,
@@ -244,6 +245,9 @@ def _mark_registered(partner: Partner, offer: Offer, encoding: TokenEncoding) ->
     partner.status = ConnectionStatus.CONNECTED
     partner.last_connection = now
     partner.save()
+    transaction.on_commit(
+        partial(signals.partner_registered.send, sender=Partner, partner_id=partner.pk)
+    )
 
 
 def _expire_previous_tokens(partner: Partner, keep: InboundToken) -> None:

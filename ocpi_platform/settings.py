@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "credentials",
     "hubclientinfo",
     "locations",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -94,6 +95,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
+
+else:
+    # Keep connections between requests (a new PostgreSQL connection costs more than a page).
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -142,7 +148,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Wake outbox drains whose backoff is over or whose worker died.
+    "outbox-sweep": {
+        "task": "outbox.tasks.sweep",
+        "schedule": env.float("OCPI_OUTBOX_SWEEP_SECONDS", default=30.0),
+        "options": {"expires": 25},
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- OCPI ---------------------------------------------------------------------------------

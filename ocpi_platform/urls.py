@@ -6,6 +6,7 @@ from django.urls import include, path
 # Every OCPI module mounts its paths here, under one "ocpi" namespace.
 ocpi_patterns = [
     path("", include("credentials.urls")),
+    path("2.2.1/", include("locations.urls")),
 ]
 
 urlpatterns = [

@@ -94,6 +94,9 @@ class OcpiApi:
     def put(self, path: str, **kwargs: Any) -> Reply:
         return self.call("PUT", path, **kwargs)
 
+    def patch(self, path: str, **kwargs: Any) -> Reply:
+        return self.call("PATCH", path, **kwargs)
+
     def delete(self, path: str, **kwargs: Any) -> Reply:
         return self.call("DELETE", path, **kwargs)
 

@@ -50,6 +50,17 @@ def ocpi_response(
     )
 
 
+def raw_data_response(data_json: str, *, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    """A success envelope around ``data_json``, JSON that is already rendered (list pages)."""
+    tail = json.dumps(
+        {"status_code": int(OcpiStatus.SUCCESS), "timestamp": format_datetime(now_utc())}
+    )
+    body = '{"data":' + data_json + "," + tail[1:]
+    return HttpResponse(
+        body.encode("utf-8"), content_type="application/json", headers=dict(headers or {})
+    )
+
+
 def error_json_response(error: OcpiError) -> JsonResponse:
     """The envelope outside DRF (unknown URLs, crashes in middleware)."""
     return JsonResponse(

@@ -45,6 +45,22 @@ class NotFound(OcpiError):
     default_message = "Not found."
 
 
+class UnknownObject(OcpiError):
+    """A client owned object the URL names does not exist (spec transport › PATCH advice)."""
+
+    http_status = 404
+    ocpi_status = OcpiStatus.INVALID_PARAMETERS
+    default_message = "Unknown object."
+
+
+class LocationNotFound(OcpiError):
+    """The location an EVSE or connector belongs to does not exist: nothing is stored."""
+
+    http_status = 404
+    ocpi_status = OcpiStatus.UNKNOWN_LOCATION
+    default_message = "Unknown location."
+
+
 class Unauthorized(OcpiError):
     http_status = 401
     ocpi_status = OcpiStatus.CLIENT_ERROR

@@ -1,0 +1,34 @@
+"""Celery tasks of the locations module: thin adapters, safe to run twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from . import push, sync
+
+# Give a partner that just registered time to store our credentials before we call it.
+AFTER_REGISTRATION = 3
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3660)
+def pull_locations(*, partner_id: int, full: bool = False) -> str:
+    """Fetch the partner's locations (all pages) and store them."""
+    return sync.pull(partner_id, full=full).message
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def push_all_locations(*, partner_id: int) -> int:
+    """Queue a PUT of each of our shared locations for the partner (outbox folds duplicates)."""
+    return push.full_resend([partner_id])
+
+
+def on_partner_registered(sender: Any, *, partner_id: int, **kwargs: Any) -> None:
+    """A new connection: send it our locations, and fetch its own."""
+    if push.targets([partner_id]):
+        push_all_locations.apply_async(
+            kwargs={"partner_id": partner_id}, countdown=AFTER_REGISTRATION
+        )
+    if sync.can_pull(partner_id):
+        sync.request_pull(partner_id, full=True, countdown=AFTER_REGISTRATION)

@@ -1,0 +1,110 @@
+"""Locations endpoints (spec mod_locations): the sender interface (ours) and the receiver one.
+
+Views only translate HTTP: the rules live in ``services``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ocpi_platform.ocpi.envelope import ocpi_response, raw_data_response
+from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
+from ocpi_platform.ocpi.headers import RoutingHeaders
+from ocpi_platform.ocpi.pagination import page_headers, page_request
+from ocpi_platform.ocpi.parties import Party
+from ocpi_platform.ocpi.permissions import principal_of
+from ocpi_platform.ocpi.types import Role
+
+from . import services
+from .paths import ObjectPath
+
+
+def _routing(request: Request) -> dict[str, str]:
+    """A response carries the request's routing headers, swapped (functional modules)."""
+    return RoutingHeaders.from_request(request).swapped().as_headers()
+
+
+def _addressed_party(request: Request) -> Party | None:
+    routing = RoutingHeaders.from_request(request)
+    if routing.to_country_code and routing.to_party_id:
+        return Party(routing.to_country_code, routing.to_party_id, Role.CPO)
+    return None
+
+
+class SenderListView(APIView):
+    """GET our shared locations, paginated (offset, limit, date_from, date_to)."""
+
+    def get(self, request: Request) -> HttpResponse:
+        page = page_request(request)
+        total, rows = services.list_page(page)
+        headers = {**page_headers(request, page, total=total), **_routing(request)}
+        return raw_data_response("[" + ",".join(rows) + "]", headers=headers)
+
+
+class SenderObjectView(APIView):
+    """GET one of our locations, EVSEs or connectors by id."""
+
+    def get(
+        self,
+        request: Request,
+        location_id: str,
+        evse_uid: str | None = None,
+        connector_id: str | None = None,
+    ) -> Response:
+        found = services.sender_object(
+            location_id, evse_uid, connector_id, party=_addressed_party(request)
+        )
+        return ocpi_response(found, headers=_routing(request))
+
+
+def _body(request: Request) -> Any:
+    """The pushed object; a single object wrapped in a one-element list is accepted too."""
+    data = request.data
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if not isinstance(data, dict):
+        kind = "no body" if data is None or data == {} else f"a JSON {type(data).__name__}"
+        raise InvalidParameters(f"Expected one JSON object, got {kind}.")
+    return data
+
+
+class ReceiverView(APIView):
+    """GET, PUT, PATCH of a partner's location, EVSE or connector (client owned objects)."""
+
+    def _path(self, request: Request, **kwargs: str | None) -> tuple[ObjectPath, int]:
+        principal = principal_of(request)
+        path = ObjectPath(**kwargs)  # type: ignore[arg-type]
+        if not principal.owns(path.country_code, path.party_id):
+            raise NotFound(
+                f"{path.country_code}/{path.party_id} is not one of your parties "
+                "(the roles of your credentials)."
+            )
+        return path, principal.partner_id
+
+    def get(self, request: Request, **kwargs: str | None) -> Response:
+        path, owner = self._path(request, **kwargs)
+        found = services.get_object(path, owner=owner)
+        return ocpi_response(found, headers=_routing(request))
+
+    def put(self, request: Request, **kwargs: str | None) -> Response:
+        path, owner = self._path(request, **kwargs)
+        outcome = services.put(path, _body(request), owner=owner)
+        return ocpi_response(
+            message=outcome.message,
+            http_status=201 if outcome.created else 200,
+            headers=_routing(request),
+        )
+
+    def patch(self, request: Request, **kwargs: str | None) -> Response:
+        path, owner = self._path(request, **kwargs)
+        outcome = services.patch(path, _body(request), owner=owner)
+        return ocpi_response(message=outcome.message, headers=_routing(request))
+
+
+class ReceiverRootView(APIView):
+    """The receiver endpoint itself: objects live under /{country_code}/{party_id}/{id}."""

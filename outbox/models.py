@@ -1,0 +1,98 @@
+"""The durable outbox: one row per message we owe a partner (spec transport › Push).
+
+A service that changes data partners must hear about writes the rows in the same transaction
+as the change; a Celery task sends them after commit. Rows of one partner are sent in order, one
+at a time; a newer change of the same object folds into its pending row (the newest state wins).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from credentials.models import Partner
+from ocpi_platform.ocpi.types import now_utc
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    SENDING = "SENDING", "Sending"
+    SENT = "SENT", "Sent"
+    FAILED = "FAILED", "Failed (permanent)"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def open(self) -> DeliveryQuerySet:
+        """Not yet sent and still to be sent (pending or in flight)."""
+        return self.filter(state__in=[DeliveryState.PENDING, DeliveryState.SENDING])
+
+
+class Delivery(models.Model):
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="deliveries")
+    module = models.CharField(max_length=32, help_text="OCPI module, e.g. locations.")
+    key = models.CharField(
+        max_length=200,
+        help_text="The object's path under the partner's module endpoint, upper case: "
+        "the coalescing key (COUNTRY/PARTY/LOCATION[/EVSE[/CONNECTOR]]).",
+    )
+    path = models.CharField(
+        max_length=200, help_text="Path appended to the partner's endpoint, as spelled by us."
+    )
+    method = models.CharField(max_length=6, help_text="PUT or PATCH.")
+    body = models.JSONField(help_text="The JSON body; folded changes update it.")
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=now_utc)
+    last_error = models.TextField(blank=True)
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    ocpi_status = models.PositiveIntegerField(null=True, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    from_country_code = models.CharField(max_length=2, blank=True)
+    from_party_id = models.CharField(max_length=3, blank=True)
+    to_country_code = models.CharField(max_length=2, blank=True)
+    to_party_id = models.CharField(max_length=3, blank=True)
+    changes = models.PositiveIntegerField(
+        default=1, help_text="How many changes this row carries (folded into one message)."
+    )
+    created_at = models.DateTimeField(default=now_utc)
+    updated_at = models.DateTimeField(default=now_utc)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(
+                fields=["partner", "id"],
+                name="outbox_open_by_partner",
+                condition=models.Q(state__in=["PENDING", "SENDING"]),
+            ),
+            models.Index(
+                fields=["partner", "key"],
+                name="outbox_pending_by_key",
+                condition=models.Q(state="PENDING"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.module}/{self.path} to {self.partner_id} ({self.state})"
+
+
+class OutboxLease(models.Model):
+    """Who drains a partner's outbox right now: one sender per partner keeps the order."""
+
+    partner = models.OneToOneField(
+        Partner, on_delete=models.CASCADE, primary_key=True, related_name="outbox_lease"
+    )
+    until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"lease of {self.partner_id} until {self.until}"
+
+    @property
+    def held(self) -> bool:
+        return self.until is not None and self.until > now_utc()

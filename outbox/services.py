@@ -1,0 +1,292 @@
+"""Write deliveries with the change, send them after commit, in order, folding bursts.
+
+Rules (see the README, "Push and the outbox"):
+- ``enqueue`` runs inside the transaction of the change. A change of an object whose own row, or
+  whose ancestor's PUT, is still pending folds into that row: the row's body becomes the newest
+  state, so a burst of status changes sends one message with the last status.
+- ``drain`` sends one partner's rows oldest first, one at a time, under a lease so that two
+  workers never send a partner's messages out of order. A transient failure (timeout, 5xx, 3xxx,
+  429, 401 while a partner is rotating) stops the drain and schedules the row again with backoff;
+  the rows behind it wait. A permanent failure (the partner refused the message) is kept as
+  FAILED for the operator, who can retry it from the admin; the drain goes on.
+- Nothing goes to a partner that is not registered: its open rows are cancelled, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from credentials import tokens
+from credentials.models import Partner, PartnerState
+from ocpi_platform.ocpi.client import OcpiClient, PartnerError
+from ocpi_platform.ocpi.headers import RoutingHeaders, correlation, current_correlation_id
+from ocpi_platform.ocpi.parties import Party
+from ocpi_platform.ocpi.principal import TokenEncoding
+from ocpi_platform.ocpi.types import InterfaceRole, join_url, now_utc
+
+from .models import Delivery, DeliveryState, OutboxLease
+
+logger = logging.getLogger(__name__)
+
+# Seconds to wait after the n-th consecutive transient failure; the last value repeats.
+BACKOFF = (5, 15, 30, 60, 120, 300, 600, 900)
+LEASE = timedelta(seconds=120)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One change of one object, for every partner in ``targets``.
+
+    ``tree`` holds the current full body of the object and of each ancestor, by key, so that a
+    pending PUT of any of them can be brought up to date instead of sending one more message.
+    Keys are upper case (CiString ids), ordered from the root: LOCATION, LOCATION/EVSE, ...
+    """
+
+    module: str
+    key: str
+    path: str
+    method: str
+    body: dict[str, Any]
+    tree: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    sender: Party | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    partner_id: int
+    receiver: Party | None = None
+
+
+def enqueue(message: Message, targets: Sequence[Target]) -> int:
+    """Record ``message`` for each target; call inside the change's transaction. Returns rows."""
+    if not targets:
+        return 0
+    keys = [k for k in message.tree if k == message.key or message.key.startswith(k + "/")]
+    keys = keys or [message.key]
+    now = now_utc()
+    pending: dict[int, list[Delivery]] = {}
+    rows = (
+        Delivery.objects.select_for_update()
+        .filter(
+            partner_id__in=[t.partner_id for t in targets],
+            state=DeliveryState.PENDING,
+            module=message.module,
+            key__in=keys,
+        )
+        .order_by("id")
+    )
+    for row in rows:
+        pending.setdefault(row.partner_id, []).append(row)
+    correlation_id = current_correlation_id.get() or ""
+    created: list[Delivery] = []
+    for target in targets:
+        row = _fold(pending.get(target.partner_id, []), message)
+        if row is not None:
+            row.changes += 1
+            row.updated_at = now
+            row.correlation_id = correlation_id or row.correlation_id
+            row.save(update_fields=["method", "body", "changes", "updated_at", "correlation_id"])
+            continue
+        created.append(
+            Delivery(
+                partner_id=target.partner_id,
+                module=message.module,
+                key=message.key,
+                path=message.path,
+                method=message.method,
+                body=message.body,
+                correlation_id=correlation_id,
+                from_country_code=message.sender.country_code if message.sender else "",
+                from_party_id=message.sender.party_id if message.sender else "",
+                to_country_code=target.receiver.country_code if target.receiver else "",
+                to_party_id=target.receiver.party_id if target.receiver else "",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    Delivery.objects.bulk_create(created)
+    schedule({t.partner_id for t in targets})
+    return len(created)
+
+
+def _fold(rows: list[Delivery], message: Message) -> Delivery | None:
+    """The pending row this change folds into (updated in memory), or None for a new row."""
+    for row in rows:  # oldest first: the root-most pending PUT absorbs the change
+        if row.method == "PUT" and row.key in message.tree and row.key != message.key:
+            row.body = message.tree[row.key]
+            return row
+    same = [row for row in rows if row.key == message.key]
+    if not same:
+        return None
+    row = same[-1]
+    if message.method == "PUT" or row.method == "PUT":
+        row.method = "PUT"
+        row.body = message.tree.get(message.key) or (
+            message.body if message.method == "PUT" else {**row.body, **message.body}
+        )
+    else:
+        row.body = {**row.body, **message.body}
+    return row
+
+
+def schedule(partner_ids: Iterable[int], *, countdown: float | None = None) -> None:
+    """Start a drain for each partner once the current transaction commits."""
+    from .tasks import deliver
+
+    for partner_id in sorted(set(partner_ids)):
+        transaction.on_commit(
+            partial(deliver.apply_async, kwargs={"partner_id": partner_id}, countdown=countdown)
+        )
+
+
+def _claim(partner_id: int) -> bool:
+    now = now_utc()
+    OutboxLease.objects.get_or_create(partner_id=partner_id)
+    return bool(
+        OutboxLease.objects.filter(partner_id=partner_id)
+        .filter(Q(until__isnull=True) | Q(until__lt=now))
+        .update(until=now + LEASE)
+    )
+
+
+def _release(partner_id: int) -> None:
+    OutboxLease.objects.filter(partner_id=partner_id).update(until=None)
+
+
+def _endpoint(partner: Partner, module: str) -> str | None:
+    return partner.endpoint_url(module, InterfaceRole.RECEIVER)
+
+
+def drain(partner_id: int) -> int:
+    """Send the partner's open rows in order. Returns how many were sent. Safe to run twice."""
+    if not _claim(partner_id):
+        return 0
+    sent = 0
+    retry_in: float | None = None
+    try:
+        partner = Partner.objects.filter(pk=partner_id).first()
+        if partner is None:
+            return 0
+        if partner.state != PartnerState.REGISTERED:
+            cancel_open(partner, f"not sent: the partner is {partner.get_state_display().lower()}")
+            return 0
+        token = tokens.outbound_token(partner)
+        with OcpiClient(token, encoding=TokenEncoding(partner.token_encoding)) as client:
+            while True:
+                row = Delivery.objects.open().filter(partner_id=partner_id).order_by("id").first()
+                if row is None:
+                    break
+                wait = (row.next_attempt_at - now_utc()).total_seconds()
+                if wait > 0:
+                    retry_in = wait
+                    break
+                retry_in = _send(partner, client, row)
+                if retry_in is not None:
+                    break
+                sent += 1
+                OutboxLease.objects.filter(partner_id=partner_id).update(until=now_utc() + LEASE)
+    finally:
+        _release(partner_id)
+    if retry_in is not None:
+        schedule([partner_id], countdown=retry_in)
+    elif Delivery.objects.open().filter(partner_id=partner_id).exists():
+        # A row committed while we released the lease: its own task may have given up.
+        schedule([partner_id])
+    return sent
+
+
+def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
+    """Send one row; the seconds to wait when it failed transiently, else None."""
+    claimed = Delivery.objects.filter(pk=row.pk, state=row.state, updated_at=row.updated_at)
+    if not claimed.update(state=DeliveryState.SENDING):
+        return None  # folded or retried meanwhile: read it again
+    base = _endpoint(partner, row.module)
+    now = now_utc()
+    if base is None:
+        _finish(row, DeliveryState.CANCELLED, f"the partner has no {row.module} RECEIVER endpoint")
+        return None
+    client.routing = RoutingHeaders(
+        row.from_country_code or None,
+        row.from_party_id or None,
+        row.to_country_code or None,
+        row.to_party_id or None,
+    )
+    with correlation(row.correlation_id or None):
+        try:
+            reply = client.request(row.method, join_url(base, row.path), json=row.body)
+        except PartnerError as exc:
+            row.attempts += 1
+            row.http_status, row.ocpi_status = exc.http_status, exc.ocpi_status
+            if exc.permanent and exc.http_status != 401:
+                _finish(row, DeliveryState.FAILED, exc.message)
+                logger.warning("Delivery %s to %s failed for good: %s", row.pk, partner, exc)
+                return None
+            delay = BACKOFF[min(row.attempts, len(BACKOFF)) - 1]
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            _finish(row, DeliveryState.PENDING, exc.message)
+            logger.info("Delivery %s to %s waits %ss: %s", row.pk, partner, delay, exc)
+            return delay
+    row.attempts += 1
+    row.http_status, row.ocpi_status = reply.http_status, reply.status_code
+    row.sent_at = now_utc()
+    _finish(row, DeliveryState.SENT, "")
+    return None
+
+
+def _finish(row: Delivery, state: str, error: str) -> None:
+    """Store the outcome; a change folded into the row meanwhile is sent as a new row."""
+    Delivery.objects.filter(pk=row.pk).update(
+        state=state,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=error[:2000],
+        http_status=row.http_status,
+        ocpi_status=row.ocpi_status,
+        sent_at=row.sent_at,
+        updated_at=now_utc(),
+    )
+
+
+def cancel_open(partner: Partner, reason: str) -> int:
+    return (
+        Delivery.objects.open()
+        .filter(partner=partner)
+        .update(state=DeliveryState.CANCELLED, last_error=reason, updated_at=now_utc())
+    )
+
+
+def retry(rows: Iterable[Delivery]) -> int:
+    """Operator action: send failed or cancelled rows again, now (at the end of the queue)."""
+    ids = [row.pk for row in rows if row.state in (DeliveryState.FAILED, DeliveryState.CANCELLED)]
+    with transaction.atomic():
+        count = Delivery.objects.filter(pk__in=ids).update(
+            state=DeliveryState.PENDING, next_attempt_at=now_utc(), updated_at=now_utc()
+        )
+        schedule(Delivery.objects.filter(pk__in=ids).values_list("partner_id", flat=True))
+    return count
+
+
+def sweep() -> int:
+    """Beat: restart drains that died (worker lost) and wake partners whose rows are due."""
+    now = now_utc()
+    stale = OutboxLease.objects.filter(until__lt=now).values_list("partner_id", flat=True)
+    Delivery.objects.filter(state=DeliveryState.SENDING, partner_id__in=list(stale)).update(
+        state=DeliveryState.PENDING, updated_at=now
+    )
+    due = set(
+        Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+        .values_list("partner_id", flat=True)
+        .distinct()
+    )
+    busy = set(OutboxLease.objects.filter(until__gte=now).values_list("partner_id", flat=True))
+    with transaction.atomic():
+        schedule(due - busy)
+    return len(due - busy)
