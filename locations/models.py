@@ -82,6 +82,13 @@ class Location(models.Model):
     images = models.JSONField(null=True, blank=True)
     energy_mix = models.JSONField(null=True, blank=True)
     last_updated = models.DateTimeField(default=now_utc, db_index=True)
+    fields_updated = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the location's own fields last changed (last_updated also follows "
+        "its EVSEs): an older PATCH of these fields is not applied.",
+    )
     created_at = models.DateTimeField(default=now_utc, editable=False)
     ocpi_json = models.TextField(
         default="", editable=False, help_text="The rendered OCPI Location, kept on every write."
@@ -133,6 +140,13 @@ class Evse(models.Model):
     parking_restrictions = models.JSONField(null=True, blank=True)
     images = models.JSONField(null=True, blank=True)
     last_updated = models.DateTimeField(default=now_utc)
+    fields_updated = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the EVSE's own fields last changed (last_updated also follows its "
+        "connectors).",
+    )
 
     class Meta:
         ordering = ["location", "position", "id"]

@@ -258,6 +258,7 @@ def _put_location(
         data["last_updated"] if owner is not None or (keep_timestamps and created) else now_utc()
     )
     location.last_updated = stamp
+    location.fields_updated = stamp
     location.save()
     keep = keep_timestamps and created
     _replace_evses(
@@ -300,6 +301,7 @@ def _store_evse(
     assign(evse, EVSE_FIELDS, {k: v for k, v in data.items() if k != "connectors"}, full=True)
     if stamp is not None:
         evse.last_updated = stamp
+    evse.fields_updated = evse.last_updated
     if position is not None:
         evse.position = position
     evse.uid_upper = evse.uid.upper()
@@ -360,7 +362,7 @@ def _raise_stamp(obj: Evse | Location, stamp: datetime) -> None:
     """The cascade: a parent's last_updated follows its children, never backwards."""
     if stamp > obj.last_updated:
         obj.last_updated = stamp
-        type(obj).objects.filter(pk=obj.pk).update(last_updated=stamp)  # type: ignore[attr-defined]
+        type(obj).objects.filter(pk=obj.pk).update(last_updated=stamp)
 
 
 def _touch(location: Location, stamp: datetime) -> None:
@@ -374,8 +376,9 @@ def _touch(location: Location, stamp: datetime) -> None:
 def _patch_location(
     location: Location, path: ObjectPath, data: dict[str, Any], owner: Owner, stamp: datetime
 ) -> Outcome:
-    if owner is not None and _newer(location.last_updated, stamp):
+    if owner is not None and _newer(location.fields_updated or location.last_updated, stamp):
         return Outcome(False, True, location)
+    location.fields_updated = max(stamp, location.fields_updated or stamp)
     fields = {
         k: v
         for k, v in data.items()
@@ -407,14 +410,15 @@ def _patch_evse(
     owner: Owner,
     stamp: datetime,
 ) -> Outcome:
-    if owner is not None and _newer(evse.last_updated, stamp):
+    if owner is not None and _newer(evse.fields_updated or evse.last_updated, stamp):
         return Outcome(False, True, location)
     fields = {k: v for k, v in data.items() if k not in ("connectors", "last_updated", "uid")}
     names = assign(evse, EVSE_FIELDS, fields, full=False)
-    evse.last_updated = stamp
+    evse.last_updated = max(evse.last_updated, stamp)
+    evse.fields_updated = max(evse.fields_updated or stamp, stamp)
     update = [a for n, a in EVSE_FIELDS if n in names and n != "coordinates"]
     update += ["latitude", "longitude"] if "coordinates" in names else []
-    evse.save(update_fields=[*update, "last_updated"])
+    evse.save(update_fields=[*update, "last_updated", "fields_updated"])
     connectors = data.get("connectors") or []
     if connectors:
         for item in connectors:

@@ -55,7 +55,7 @@ def can_pull(partner_id: int) -> bool:
     return bool(partner and receiving and sender_url(partner))
 
 
-def request_pull(partner_id: int, *, full: bool = False, countdown: float | None = None) -> None:
+def request_pull(partner_id: int, *, full: bool = False, countdown: float = 0) -> None:
     """Queue a pull (admin action, registration): marked QUEUED, sent after commit."""
     from .tasks import pull_locations
 

@@ -179,6 +179,11 @@ OCPI_HTTP_READ_TIMEOUT = env.float("OCPI_HTTP_READ_TIMEOUT", default=20.0)
 OCPI_HTTP_HANDSHAKE_TIMEOUT = env.float("OCPI_HTTP_HANDSHAKE_TIMEOUT", default=60.0)
 # Page size cap of our list endpoints (announced in X-Limit).
 OCPI_PAGE_LIMIT = env.int("OCPI_PAGE_LIMIT", default=100)
+# Push outbox: seconds to wait after the 1st, 2nd, ... consecutive transient failure of a
+# partner (the last value repeats while the partner stays unreachable).
+OCPI_OUTBOX_BACKOFF = tuple(
+    env.list("OCPI_OUTBOX_BACKOFF", cast=float, default=[5, 15, 30, 60, 120, 300, 600, 900])
+)
 # Who resolves the Authorization header to a partner (the core knows no app).
 OCPI_TOKEN_RESOLVER = "credentials.tokens.resolve_principal"  # noqa: S105
 

@@ -21,6 +21,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
@@ -36,8 +37,6 @@ from .models import Delivery, DeliveryState, OutboxLease
 
 logger = logging.getLogger(__name__)
 
-# Seconds to wait after the n-th consecutive transient failure; the last value repeats.
-BACKOFF = (5, 15, 30, 60, 120, 300, 600, 900)
 LEASE = timedelta(seconds=120)
 
 
@@ -83,17 +82,18 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
         )
         .order_by("id")
     )
-    for row in rows:
-        pending.setdefault(row.partner_id, []).append(row)
+    for pending_row in rows:
+        pending.setdefault(pending_row.partner_id, []).append(pending_row)
     correlation_id = current_correlation_id.get() or ""
     created: list[Delivery] = []
     for target in targets:
-        row = _fold(pending.get(target.partner_id, []), message)
-        if row is not None:
+        folded = _fold(pending.get(target.partner_id, []), message)
+        for row in folded:
             row.changes += 1
             row.updated_at = now
             row.correlation_id = correlation_id or row.correlation_id
             row.save(update_fields=["method", "body", "changes", "updated_at", "correlation_id"])
+        if folded:
             continue
         created.append(
             Delivery(
@@ -117,27 +117,31 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
     return len(created)
 
 
-def _fold(rows: list[Delivery], message: Message) -> Delivery | None:
-    """The pending row this change folds into (updated in memory), or None for a new row."""
-    for row in rows:  # oldest first: the root-most pending PUT absorbs the change
-        if row.method == "PUT" and row.key in message.tree and row.key != message.key:
-            row.body = message.tree[row.key]
-            return row
+def _fold(rows: list[Delivery], message: Message) -> list[Delivery]:
+    """The pending rows this change folds into (updated in memory); empty: a new row is due.
+
+    Every pending PUT of the object or of an ancestor is brought up to the current state, so
+    whichever of them goes last leaves the partner with the newest data. Without such a PUT, a
+    pending PATCH of the same object takes the new fields (a PUT of it turns the row into a PUT).
+    """
+    puts = [row for row in rows if row.method == "PUT" and row.key in message.tree]
+    for row in puts:
+        row.body = message.tree[row.key]
+    if puts:
+        return puts
     same = [row for row in rows if row.key == message.key]
     if not same:
-        return None
+        return []
     row = same[-1]
-    if message.method == "PUT" or row.method == "PUT":
+    if message.method == "PUT":
         row.method = "PUT"
-        row.body = message.tree.get(message.key) or (
-            message.body if message.method == "PUT" else {**row.body, **message.body}
-        )
+        row.body = message.tree.get(message.key) or message.body
     else:
         row.body = {**row.body, **message.body}
-    return row
+    return [row]
 
 
-def schedule(partner_ids: Iterable[int], *, countdown: float | None = None) -> None:
+def schedule(partner_ids: Iterable[int], *, countdown: float = 0) -> None:
     """Start a drain for each partner once the current transaction commits."""
     from .tasks import deliver
 
@@ -229,7 +233,7 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
                 _finish(row, DeliveryState.FAILED, exc.message)
                 logger.warning("Delivery %s to %s failed for good: %s", row.pk, partner, exc)
                 return None
-            delay = BACKOFF[min(row.attempts, len(BACKOFF)) - 1]
+            delay = backoff(row.attempts)
             row.next_attempt_at = now + timedelta(seconds=delay)
             _finish(row, DeliveryState.PENDING, exc.message)
             logger.info("Delivery %s to %s waits %ss: %s", row.pk, partner, delay, exc)
@@ -239,6 +243,12 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
     row.sent_at = now_utc()
     _finish(row, DeliveryState.SENT, "")
     return None
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try after ``attempts`` consecutive transient failures."""
+    steps = settings.OCPI_OUTBOX_BACKOFF or (60.0,)
+    return float(steps[min(max(attempts, 1), len(steps)) - 1])
 
 
 def _finish(row: Delivery, state: str, error: str) -> None:

@@ -1,0 +1,204 @@
+"""The outbox in the admin: what we owe partners, what was sent, what failed and why.
+
+Rows are written and sent by the services only: nothing here is edited. The operator can retry
+failed or cancelled rows, and start the sending of pending rows now.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+
+from credentials.models import PartnerState
+from ocpi_platform.ocpi.types import now_utc
+
+from . import services
+from .models import Delivery, DeliveryState
+
+if TYPE_CHECKING:
+    _DeliveryAdminBase = admin.ModelAdmin[Delivery]
+else:
+    # django-stubs generics are not subscriptable at runtime (no django_stubs_ext here).
+    _DeliveryAdminBase = admin.ModelAdmin
+
+STATE_COLOURS = {
+    DeliveryState.PENDING: "#1565c0",
+    DeliveryState.SENDING: "#ef6c00",
+    DeliveryState.SENT: "#2e7d32",
+    DeliveryState.FAILED: "#c62828",
+    DeliveryState.CANCELLED: "#757575",
+}
+RETRYABLE = (DeliveryState.FAILED, DeliveryState.CANCELLED)
+
+
+def _plural(count: int, word: str, words: str | None = None) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {words or word + 's'}"
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(_DeliveryAdminBase):
+    list_display = (
+        "id",
+        "partner_link",
+        "method",
+        "module",
+        "path",
+        "state_badge",
+        "attempts",
+        "changes",
+        "next_attempt_at",
+        "http_status",
+        "ocpi_status",
+        "short_error",
+        "created_at",
+        "sent_at",
+    )
+    list_filter = ("state", "partner", "module", "method")
+    list_select_related = ("partner",)
+    search_fields = ("key", "path", "correlation_id")
+    search_help_text = "Object key or path (e.g. NL/ABC/LOC1), or a correlation id."
+    actions = ("retry", "send_now")
+    show_full_result_count = False
+    fieldsets = (
+        (None, {"fields": ("partner", "module", "method", "path", "key", "state")}),
+        (
+            "Sending",
+            {
+                "fields": (
+                    "attempts",
+                    "changes",
+                    "next_attempt_at",
+                    "http_status",
+                    "ocpi_status",
+                    "last_error",
+                    "correlation_id",
+                )
+            },
+        ),
+        ("Routing", {"fields": ("from_party", "to_party")}),
+        ("Record", {"fields": ("created_at", "updated_at", "sent_at")}),
+        ("Body", {"fields": ("pretty_body",)}),
+    )
+    readonly_fields = (
+        "partner",
+        "module",
+        "method",
+        "path",
+        "key",
+        "state",
+        "attempts",
+        "changes",
+        "next_attempt_at",
+        "http_status",
+        "ocpi_status",
+        "last_error",
+        "correlation_id",
+        "from_party",
+        "to_party",
+        "created_at",
+        "updated_at",
+        "sent_at",
+        "pretty_body",
+    )
+
+    # --- columns and read-only fields ---------------------------------------------------------
+
+    @admin.display(description="partner", ordering="partner__name")
+    def partner_link(self, obj: Delivery) -> SafeString:
+        url = reverse("admin:credentials_partner_change", args=[obj.partner_id])
+        return format_html('<a href="{}">{}</a>', url, obj.partner.name)
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: Delivery) -> SafeString:
+        state = DeliveryState(obj.state)
+        return format_html(
+            '<span title="{}" style="color: {}; font-weight: 600;">{}</span>',
+            state.label,
+            STATE_COLOURS[state],
+            state.value,
+        )
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Delivery) -> SafeString | str:
+        if not obj.last_error:
+            return ""
+        return format_html(
+            '<span title="{}">{}</span>', obj.last_error, Truncator(obj.last_error).chars(60)
+        )
+
+    @admin.display(description="from (OCPI-from-*)")
+    def from_party(self, obj: Delivery) -> str:
+        return f"{obj.from_country_code}/{obj.from_party_id}" if obj.from_party_id else "-"
+
+    @admin.display(description="to (OCPI-to-*)")
+    def to_party(self, obj: Delivery) -> str:
+        return f"{obj.to_country_code}/{obj.to_party_id}" if obj.to_party_id else "-"
+
+    @admin.display(description="body")
+    def pretty_body(self, obj: Delivery) -> SafeString:
+        return format_html(
+            '<pre style="white-space: pre-wrap; margin: 0;">{}</pre>',
+            json.dumps(obj.body, indent=2, ensure_ascii=False),
+        )
+
+    # --- permissions --------------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        """Only with a partner that is not registered any more (deleting the partner)."""
+        if obj is None or obj.partner.state == PartnerState.REGISTERED:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def has_send_permission(self, request: HttpRequest) -> bool:
+        """Retrying and sending now change the rows' state: the model's change permission."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    # --- actions ------------------------------------------------------------------------------
+
+    @admin.action(permissions=["send"], description="Retry (failed or cancelled rows)")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        rows = list(queryset.select_related(None).only("pk", "state", "partner_id"))
+        count = services.retry(rows)
+        skipped = len(rows) - count
+        text = f"{_plural(count, 'delivery', 'deliveries')} queued again (at the end of the queue)"
+        if skipped:
+            text += f"; {skipped} skipped (only failed or cancelled rows are retried)"
+        self.message_user(request, text + ".", messages.SUCCESS if count else messages.WARNING)
+
+    @admin.action(permissions=["send"], description="Send pending now")
+    def send_now(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        """Start the drain of each selected row's partner; pending rows waiting out a backoff
+        become due now (the drain sends a partner's rows in order, so it would wait for them)."""
+        rows = list(queryset.select_related(None).only("pk", "state", "partner_id"))
+        pending = [row.pk for row in rows if row.state == DeliveryState.PENDING]
+        partners = {row.partner_id for row in rows}
+        now = now_utc()
+        with transaction.atomic():
+            Delivery.objects.filter(
+                pk__in=pending, state=DeliveryState.PENDING, next_attempt_at__gt=now
+            ).update(next_attempt_at=now, updated_at=now)
+            services.schedule(partners)
+        self.message_user(
+            request,
+            f"Sending started for {_plural(len(partners), 'partner')} "
+            f"({_plural(len(pending), 'pending row')} selected); "
+            "each partner's rows go out in order.",
+            messages.SUCCESS,
+        )
