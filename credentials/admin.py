@@ -7,13 +7,14 @@ response (never put in a message, a URL or a log line).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.options import IS_POPUP_VAR, InlineModelAdmin
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -64,6 +65,11 @@ else:
     _FormSetBase = BaseInlineFormSet
 
 TEMPLATES = "admin/credentials/partner"
+
+# Other apps add their own inlines and actions to the partner page here (their admin modules
+# append at import), so that this app needs no import of theirs.
+partner_inlines: list[type[InlineModelAdmin[Any, Partner]]] = []
+partner_actions: list[Callable[..., HttpResponse | None]] = []
 RECENT_ROWS = 50  # rows per history inline (events, jobs, tokens) on the partner page
 
 STATE_COLOURS = {
@@ -263,6 +269,26 @@ class PartnerAdmin(_PartnerAdminBase):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
         return super().get_queryset(request).prefetch_related("roles")
+
+    def get_inlines(
+        self, request: HttpRequest, obj: Partner | None
+    ) -> list[type[InlineModelAdmin[Any, Any]]]:
+        return [*super().get_inlines(request, obj), *partner_inlines]
+
+    def get_actions(
+        self, request: HttpRequest
+    ) -> dict[str, tuple[Callable[..., str], str, str] | None]:
+        """Our actions, then those other apps registered in ``partner_actions``."""
+        actions = super().get_actions(request)
+        if IS_POPUP_VAR in request.GET:
+            return actions
+        for func in partner_actions:
+            needed: Iterable[str] = getattr(func, "allowed_permissions", ())
+            if all(getattr(self, f"has_{perm}_permission")(request) for perm in needed):
+                action = self.get_action(func)
+                if action is not None:
+                    actions[action[1]] = action
+        return actions
 
     # --- columns and read-only fields ---------------------------------------------------------
 

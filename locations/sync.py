@@ -55,6 +55,20 @@ def can_pull(partner_id: int) -> bool:
     return bool(partner and receiving and sender_url(partner))
 
 
+def cannot_pull(partner: Partner) -> str | None:
+    """Why the partner's locations cannot be pulled now (for the operator), or None."""
+    if can_pull(partner.pk):
+        running = LocationSync.objects.filter(
+            partner=partner, state=SyncState.RUNNING, started_at__gte=now_utc() - STALE
+        ).exists()
+        return "a pull is running already" if running else None
+    if partner.state != PartnerState.REGISTERED:
+        return f"it is not registered ({partner.get_state_display().lower()})"
+    if not any(p.role in RECEIVING_ROLES for p in our_parties()):
+        return "none of our parties (OCPI_PARTIES) receives locations"
+    return "it offers no locations SENDER endpoint"
+
+
 def request_pull(partner_id: int, *, full: bool = False, countdown: float = 0) -> None:
     """Queue a pull (admin action, registration): marked QUEUED, sent after commit."""
     from .tasks import pull_locations

@@ -67,9 +67,11 @@ def _body(request: Request) -> Any:
     data = request.data
     if isinstance(data, list) and len(data) == 1:
         data = data[0]
+    if data is None or (isinstance(data, dict) and not data):
+        # DRF gives an empty dict for an empty body; an empty object is as useless.
+        raise InvalidParameters("Expected one JSON object, got no body (or an empty object).")
     if not isinstance(data, dict):
-        kind = "no body" if data is None or data == {} else f"a JSON {type(data).__name__}"
-        raise InvalidParameters(f"Expected one JSON object, got {kind}.")
+        raise InvalidParameters(f"Expected one JSON object, got a JSON {type(data).__name__}.")
     return data
 
 

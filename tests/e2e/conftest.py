@@ -3,19 +3,31 @@
 Instance A hosts NL/AAA CPO, instance B hosts DE/BBB EMSP. Both are started once per module
 (fresh databases, migrated), and every test starts from a clean slate: no partners on either side,
 both instances running. No process and no database survives the session, even when a test fails.
+
+``locations_pair`` is the same pair with settings for the locations tests (short outbox backoff,
+small pages on A, its own Redis databases); its tests run in order on one pair, without reset.
 """
 
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
+from typing import NamedTuple
 
 import pytest
 
 from .harness import Instance, Pair
 
 _live: list[Instance] = []
+
+
+class Spec(NamedTuple):
+    name: str
+    parties: str
+    business_name: str
+    redis_db: int
+    env: Mapping[str, str] = {}
 
 
 def _destroy(instance: Instance) -> None:
@@ -35,20 +47,17 @@ def _destroy_leftovers() -> None:
             _destroy(instance)
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    specs = [
-        ("A", "NL:AAA:CPO", "Alpha Charging", 11),
-        ("B", "DE:BBB:EMSP", "Beta Mobility", 12),
-    ]
+def _run_pair(tmp_path_factory: pytest.TempPathFactory, specs: Sequence[Spec]) -> Iterator[Pair]:
+    """Create, migrate and start both instances; destroy them afterwards, whatever happened."""
     instances = []
-    for name, parties, business, redis_db in specs:
+    for spec in specs:
         instance = Instance(
-            name,
-            parties=parties,
-            business_name=business,
-            redis_db=redis_db,
-            workdir=tmp_path_factory.mktemp(f"e2e-{name.lower()}"),
+            spec.name,
+            parties=spec.parties,
+            business_name=spec.business_name,
+            redis_db=spec.redis_db,
+            workdir=tmp_path_factory.mktemp(f"e2e-{spec.name.lower()}"),
+            env=spec.env,
         )
         _live.append(instance)
         instances.append(instance)
@@ -75,6 +84,17 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             raise errors[0]
 
 
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    yield from _run_pair(
+        tmp_path_factory,
+        [
+            Spec("A", "NL:AAA:CPO", "Alpha Charging", 11),
+            Spec("B", "DE:BBB:EMSP", "Beta Mobility", 12),
+        ],
+    )
+
+
 @pytest.fixture
 def fresh(pair: Pair) -> Pair:
     """Both instances running, no partner on either side."""
@@ -84,3 +104,32 @@ def fresh(pair: Pair) -> Pair:
             instance.start()
         instance.reset()
     return pair
+
+
+# Seconds the outbox waits after the 1st, 2nd, ... failure (the default starts at 5 s).
+LOCATIONS_BACKOFF = "0.5,1,1,2"
+# Page size of A's sender list: 12 locations come in 3 pages.
+LOCATIONS_PAGE_LIMIT = 5
+
+
+@pytest.fixture(scope="module")
+def locations_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A (NL/AAA CPO) and B (DE/BBB EMSP), not registered, for the locations scenarios."""
+    yield from _run_pair(
+        tmp_path_factory,
+        [
+            Spec(
+                "A",
+                "NL:AAA:CPO",
+                "Alpha Charging",
+                13,
+                {
+                    "OCPI_OUTBOX_BACKOFF": LOCATIONS_BACKOFF,
+                    "OCPI_PAGE_LIMIT": str(LOCATIONS_PAGE_LIMIT),
+                },
+            ),
+            Spec(
+                "B", "DE:BBB:EMSP", "Beta Mobility", 14, {"OCPI_OUTBOX_BACKOFF": LOCATIONS_BACKOFF}
+            ),
+        ],
+    )

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,28 @@ def auth_header(token: str) -> dict[str, str]:
     return {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
 
 
+def poll(
+    check: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.1,
+) -> Any:
+    """Call ``check`` until it returns something truthy (returned), else fail after ``timeout``.
+
+    ``what`` describes the awaited condition; it may be a callable giving the details of the
+    last state (called once, on failure).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what() if callable(what) else what}")
+        time.sleep(interval)
+
+
 def _has_exited(pid: int) -> bool:
     """True when the child exited; it is not reaped, so its pid (and group id) stay reserved."""
     try:
@@ -121,6 +143,7 @@ class Instance:
         business_name: str,
         redis_db: int,
         workdir: Path,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.parties = parties
@@ -157,6 +180,7 @@ class Instance:
                 "LOG_LEVEL": "INFO",
             }
         )
+        self.env.update(env or {})  # per-instance settings (OCPI_PAGE_LIMIT, ...)
 
     def __repr__(self) -> str:
         return f"<Instance {self.name} {self.base_url} db={self.db_name}>"
@@ -415,6 +439,21 @@ class Instance:
         result = self.manage(*args)
         assert result.returncode != 0, f"expected a failure\n{self.describe(result)}"
         return result
+
+    def shell(self, code: str, *, timeout: float = COMMAND_TIMEOUT) -> str:
+        """Run Python ``code`` with ``manage.py shell -c`` (the operator's way in); its stdout."""
+        result = self.manage("shell", "-c", code, timeout=timeout)
+        assert result.returncode == 0, self.describe(result)
+        return result.stdout
+
+    def shell_json(self, code: str) -> Any:
+        """Run ``code``, which prints one JSON value as its last line of output; that value."""
+        stdout = self.shell(code)
+        lines = stdout.strip().splitlines()
+        try:
+            return json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise AssertionError(f"{self.name}: no JSON in the output\n{stdout}") from None
 
     def partners(self) -> dict[str, dict[str, Any]]:
         """``ocpi_partners --json``, by name."""

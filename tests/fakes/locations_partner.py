@@ -1,0 +1,99 @@
+"""LocationsPartner: the fake partner, plus a locations module on both sides.
+
+* Receiver side (we push to it): ``PUT``/``PATCH`` under ``/ocpi/2.2.1/locations/…`` are
+  recorded and answered with OCPI 1000 (``answers`` can script other answers per call).
+* Sender side (we pull from it): ``GET /ocpi/2.2.1/locations`` serves ``locations`` in pages of
+  ``page_size``, linked by ``Link: <…>; rel="next"``, with ``X-Total-Count`` and ``X-Limit``.
+  ``date_from``/``date_to`` filter on ``last_updated`` like a real sender. ``loop_from`` makes
+  the Link of that page (0-based) point back at the first page: a sender whose paging loops.
+
+Everything else (versions, credentials, scripted failures) is ``FakePartner``'s.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import httpx
+
+from tests.fakes.partner import FakePartner, Recorded, envelope
+
+LOCATIONS_PATH = "/ocpi/2.2.1/locations"
+
+
+def _as_text(value: str) -> str:
+    """OCPI DateTimes compare as text once both have the same shape (…Z, no fraction)."""
+    return value.rstrip("Z").split(".")[0]
+
+
+@dataclass
+class LocationsPartner(FakePartner):
+    # Sender side: what a GET of the list returns.
+    locations: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 2
+    loop_from: int | None = None
+    # Receiver side: what each PUT/PATCH is answered with; None = OCPI 1000.
+    answers: list[tuple[int, dict[str, Any]] | Exception] = field(default_factory=list)
+
+    @property
+    def pushes(self) -> list[Recorded]:
+        """PUT/PATCH requests received at the locations endpoint, in order."""
+        return [
+            r
+            for r in self.requests
+            if r.method in ("PUT", "PATCH") and r.path.startswith(LOCATIONS_PATH + "/")
+        ]
+
+    @property
+    def list_requests(self) -> list[Recorded]:
+        return [
+            r for r in self.requests if r.method == "GET" and r.path.rstrip("/") == LOCATIONS_PATH
+        ]
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if self._scripted or not path.startswith(LOCATIONS_PATH):
+            return super().handler(request)
+        body = json.loads(request.content) if request.content else None
+        self.requests.append(
+            Recorded(request.method, str(request.url), path, request.headers, body)
+        )
+        if self._token(request) not in self.accepted_tokens:
+            return httpx.Response(401, json=envelope(status_code=2000, message="Unauthorized"))
+        if request.method == "GET" and path.rstrip("/") == LOCATIONS_PATH:
+            return self._page(request)
+        if request.method in ("PUT", "PATCH") and path.startswith(LOCATIONS_PATH + "/"):
+            if self.answers:
+                answer = self.answers.pop(0)
+                if isinstance(answer, Exception):
+                    raise answer
+                status, payload = answer
+                return httpx.Response(status, json=payload)
+            return httpx.Response(200, json=envelope())
+        return httpx.Response(404, json=envelope(status_code=2000, message="Not found"))
+
+    def _page(self, request: httpx.Request) -> httpx.Response:
+        query = {k: v[-1] for k, v in parse_qs(request.url.query.decode()).items()}
+        items = list(self.locations)
+        if "date_from" in query:
+            since = _as_text(query["date_from"])
+            items = [i for i in items if _as_text(str(i.get("last_updated", ""))) >= since]
+        if "date_to" in query:
+            until = _as_text(query["date_to"])
+            items = [i for i in items if _as_text(str(i.get("last_updated", ""))) < until]
+        offset = int(query.get("offset", 0))
+        limit = min(int(query.get("limit", self.page_size)), self.page_size)
+        page = items[offset : offset + limit]
+        headers = {"X-Total-Count": str(len(items)), "X-Limit": str(self.page_size)}
+        number = offset // limit if limit else 0
+        next_offset = offset + limit
+        if self.loop_from is not None and number >= self.loop_from:
+            next_offset = 0
+        if next_offset < len(items):
+            link_query = {**query, "offset": str(next_offset), "limit": str(limit)}
+            base = str(request.url).split("?")[0]
+            headers["Link"] = f'<{base}?{urlencode(link_query)}>; rel="next"'
+        return httpx.Response(200, json=envelope(page), headers=headers)
