@@ -6,134 +6,385 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('credentials', '0001_initial'),
+        ("credentials", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LocationSync',
+            name="LocationSync",
             fields=[
-                ('partner', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='location_sync', serialize=False, to='credentials.partner')),
-                ('state', models.CharField(choices=[('NEVER', 'Never run'), ('QUEUED', 'Queued'), ('RUNNING', 'Running'), ('DONE', 'Done'), ('FAILED', 'Failed')], default='NEVER', max_length=8)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('full', models.BooleanField(default=True, help_text='Whether the run fetches everything.')),
-                ('pages', models.PositiveIntegerField(default=0)),
-                ('total', models.PositiveIntegerField(blank=True, help_text='X-Total-Count.', null=True)),
-                ('received', models.PositiveIntegerField(default=0)),
-                ('stored', models.PositiveIntegerField(default=0)),
-                ('rejected', models.PositiveIntegerField(default=0)),
-                ('message', models.TextField(blank=True)),
-                ('synced_until', models.DateTimeField(blank=True, help_text='Start of the last successful sync: the next one asks for date_from=this.', null=True)),
+                (
+                    "partner",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="location_sync",
+                        serialize=False,
+                        to="credentials.partner",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("NEVER", "Never run"),
+                            ("QUEUED", "Queued"),
+                            ("RUNNING", "Running"),
+                            ("DONE", "Done"),
+                            ("FAILED", "Failed"),
+                        ],
+                        default="NEVER",
+                        max_length=8,
+                    ),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "full",
+                    models.BooleanField(
+                        default=True, help_text="Whether the run fetches everything."
+                    ),
+                ),
+                ("pages", models.PositiveIntegerField(default=0)),
+                (
+                    "total",
+                    models.PositiveIntegerField(blank=True, help_text="X-Total-Count.", null=True),
+                ),
+                ("received", models.PositiveIntegerField(default=0)),
+                ("stored", models.PositiveIntegerField(default=0)),
+                ("rejected", models.PositiveIntegerField(default=0)),
+                ("message", models.TextField(blank=True)),
+                (
+                    "synced_until",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Start of the last successful sync: the next one asks for date_from=this.",
+                        null=True,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Location',
+            name="Location",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('shared', models.BooleanField(default=True, help_text="Sent to roaming partners. Turn off for private locations that must not be published via OCPI (the OCPI 'publish' flag is about apps, not about roaming).")),
-                ('country_code', models.CharField(max_length=2)),
-                ('party_id', models.CharField(max_length=3)),
-                ('location_id', models.CharField(help_text='OCPI Location.id (CiString).', max_length=36, verbose_name='id')),
-                ('cc_upper', models.CharField(editable=False, max_length=2)),
-                ('pid_upper', models.CharField(editable=False, max_length=3)),
-                ('id_upper', models.CharField(editable=False, max_length=36)),
-                ('publish', models.BooleanField(default=True)),
-                ('publish_allowed_to', models.JSONField(blank=True, null=True)),
-                ('name', models.CharField(blank=True, max_length=255, null=True)),
-                ('address', models.CharField(max_length=255)),
-                ('city', models.CharField(max_length=45)),
-                ('postal_code', models.CharField(blank=True, max_length=10, null=True)),
-                ('state', models.CharField(blank=True, max_length=45, null=True)),
-                ('country', models.CharField(help_text='ISO 3166-1 alpha-3.', max_length=3)),
-                ('latitude', models.CharField(help_text='Decimal degrees, e.g. 51.047599.', max_length=10)),
-                ('longitude', models.CharField(help_text='Decimal degrees, e.g. 3.729944.', max_length=11)),
-                ('related_locations', models.JSONField(blank=True, null=True)),
-                ('parking_type', models.CharField(blank=True, choices=[('ALONG_MOTORWAY', 'ALONG_MOTORWAY'), ('PARKING_GARAGE', 'PARKING_GARAGE'), ('PARKING_LOT', 'PARKING_LOT'), ('ON_DRIVEWAY', 'ON_DRIVEWAY'), ('ON_STREET', 'ON_STREET'), ('UNDERGROUND_GARAGE', 'UNDERGROUND_GARAGE')], max_length=20, null=True)),
-                ('directions', models.JSONField(blank=True, null=True)),
-                ('operator', models.JSONField(blank=True, null=True)),
-                ('suboperator', models.JSONField(blank=True, null=True)),
-                ('owner', models.JSONField(blank=True, null=True)),
-                ('facilities', models.JSONField(blank=True, null=True)),
-                ('time_zone', models.CharField(help_text='IANA name, e.g. Europe/Amsterdam.', max_length=255)),
-                ('opening_times', models.JSONField(blank=True, null=True)),
-                ('charging_when_closed', models.BooleanField(blank=True, null=True)),
-                ('images', models.JSONField(blank=True, null=True)),
-                ('energy_mix', models.JSONField(blank=True, null=True)),
-                ('last_updated', models.DateTimeField(db_index=True, default=ocpi_platform.ocpi.types.now_utc)),
-                ('fields_updated', models.DateTimeField(blank=True, editable=False, help_text="When the location's own fields last changed (last_updated also follows its EVSEs): an older PATCH of these fields is not applied.", null=True)),
-                ('created_at', models.DateTimeField(default=ocpi_platform.ocpi.types.now_utc, editable=False)),
-                ('ocpi_json', models.TextField(default='', editable=False, help_text='The rendered OCPI Location, kept on every write.')),
-                ('partner', models.ForeignKey(blank=True, help_text='Empty for our own locations; otherwise the partner that owns this copy.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='locations', to='credentials.partner')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "shared",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Sent to roaming partners. Turn off for private locations that must not be published via OCPI (the OCPI 'publish' flag is about apps, not about roaming).",
+                    ),
+                ),
+                ("country_code", models.CharField(max_length=2)),
+                ("party_id", models.CharField(max_length=3)),
+                (
+                    "location_id",
+                    models.CharField(
+                        help_text="OCPI Location.id (CiString).", max_length=36, verbose_name="id"
+                    ),
+                ),
+                ("cc_upper", models.CharField(editable=False, max_length=2)),
+                ("pid_upper", models.CharField(editable=False, max_length=3)),
+                ("id_upper", models.CharField(editable=False, max_length=36)),
+                ("publish", models.BooleanField(default=True)),
+                ("publish_allowed_to", models.JSONField(blank=True, null=True)),
+                ("name", models.CharField(blank=True, max_length=255, null=True)),
+                ("address", models.CharField(max_length=255)),
+                ("city", models.CharField(max_length=45)),
+                ("postal_code", models.CharField(blank=True, max_length=10, null=True)),
+                ("state", models.CharField(blank=True, max_length=45, null=True)),
+                ("country", models.CharField(help_text="ISO 3166-1 alpha-3.", max_length=3)),
+                (
+                    "latitude",
+                    models.CharField(help_text="Decimal degrees, e.g. 51.047599.", max_length=10),
+                ),
+                (
+                    "longitude",
+                    models.CharField(help_text="Decimal degrees, e.g. 3.729944.", max_length=11),
+                ),
+                ("related_locations", models.JSONField(blank=True, null=True)),
+                (
+                    "parking_type",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("ALONG_MOTORWAY", "ALONG_MOTORWAY"),
+                            ("PARKING_GARAGE", "PARKING_GARAGE"),
+                            ("PARKING_LOT", "PARKING_LOT"),
+                            ("ON_DRIVEWAY", "ON_DRIVEWAY"),
+                            ("ON_STREET", "ON_STREET"),
+                            ("UNDERGROUND_GARAGE", "UNDERGROUND_GARAGE"),
+                        ],
+                        max_length=20,
+                        null=True,
+                    ),
+                ),
+                ("directions", models.JSONField(blank=True, null=True)),
+                ("operator", models.JSONField(blank=True, null=True)),
+                ("suboperator", models.JSONField(blank=True, null=True)),
+                ("owner", models.JSONField(blank=True, null=True)),
+                ("facilities", models.JSONField(blank=True, null=True)),
+                (
+                    "time_zone",
+                    models.CharField(help_text="IANA name, e.g. Europe/Amsterdam.", max_length=255),
+                ),
+                ("opening_times", models.JSONField(blank=True, null=True)),
+                ("charging_when_closed", models.BooleanField(blank=True, null=True)),
+                ("images", models.JSONField(blank=True, null=True)),
+                ("energy_mix", models.JSONField(blank=True, null=True)),
+                (
+                    "last_updated",
+                    models.DateTimeField(db_index=True, default=ocpi_platform.ocpi.types.now_utc),
+                ),
+                (
+                    "fields_updated",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="When the location's own fields last changed (last_updated also follows its EVSEs): an older PATCH of these fields is not applied.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=ocpi_platform.ocpi.types.now_utc, editable=False),
+                ),
+                (
+                    "ocpi_json",
+                    models.TextField(
+                        default="",
+                        editable=False,
+                        help_text="The rendered OCPI Location, kept on every write.",
+                    ),
+                ),
+                (
+                    "partner",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty for our own locations; otherwise the partner that owns this copy.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="locations",
+                        to="credentials.partner",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Evse',
+            name="Evse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0, help_text='Order within the location.')),
-                ('uid', models.CharField(help_text='OCPI EVSE.uid (CiString).', max_length=36)),
-                ('uid_upper', models.CharField(editable=False, max_length=36)),
-                ('evse_id', models.CharField(blank=True, help_text='eMI3 EVSE ID.', max_length=48, null=True)),
-                ('status', models.CharField(choices=[('AVAILABLE', 'AVAILABLE'), ('BLOCKED', 'BLOCKED'), ('CHARGING', 'CHARGING'), ('INOPERATIVE', 'INOPERATIVE'), ('OUTOFORDER', 'OUTOFORDER'), ('PLANNED', 'PLANNED'), ('REMOVED', 'REMOVED'), ('RESERVED', 'RESERVED'), ('UNKNOWN', 'UNKNOWN')], max_length=12)),
-                ('status_schedule', models.JSONField(blank=True, null=True)),
-                ('capabilities', models.JSONField(blank=True, null=True)),
-                ('floor_level', models.CharField(blank=True, max_length=4, null=True)),
-                ('latitude', models.CharField(blank=True, max_length=10, null=True)),
-                ('longitude', models.CharField(blank=True, max_length=11, null=True)),
-                ('physical_reference', models.CharField(blank=True, max_length=16, null=True)),
-                ('directions', models.JSONField(blank=True, null=True)),
-                ('parking_restrictions', models.JSONField(blank=True, null=True)),
-                ('images', models.JSONField(blank=True, null=True)),
-                ('last_updated', models.DateTimeField(default=ocpi_platform.ocpi.types.now_utc)),
-                ('fields_updated', models.DateTimeField(blank=True, editable=False, help_text="When the EVSE's own fields last changed (last_updated also follows its connectors).", null=True)),
-                ('location', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='evses', to='locations.location')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveIntegerField(default=0, help_text="Order within the location."),
+                ),
+                ("uid", models.CharField(help_text="OCPI EVSE.uid (CiString).", max_length=36)),
+                ("uid_upper", models.CharField(editable=False, max_length=36)),
+                (
+                    "evse_id",
+                    models.CharField(
+                        blank=True, help_text="eMI3 EVSE ID.", max_length=48, null=True
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("AVAILABLE", "AVAILABLE"),
+                            ("BLOCKED", "BLOCKED"),
+                            ("CHARGING", "CHARGING"),
+                            ("INOPERATIVE", "INOPERATIVE"),
+                            ("OUTOFORDER", "OUTOFORDER"),
+                            ("PLANNED", "PLANNED"),
+                            ("REMOVED", "REMOVED"),
+                            ("RESERVED", "RESERVED"),
+                            ("UNKNOWN", "UNKNOWN"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("status_schedule", models.JSONField(blank=True, null=True)),
+                ("capabilities", models.JSONField(blank=True, null=True)),
+                ("floor_level", models.CharField(blank=True, max_length=4, null=True)),
+                ("latitude", models.CharField(blank=True, max_length=10, null=True)),
+                ("longitude", models.CharField(blank=True, max_length=11, null=True)),
+                ("physical_reference", models.CharField(blank=True, max_length=16, null=True)),
+                ("directions", models.JSONField(blank=True, null=True)),
+                ("parking_restrictions", models.JSONField(blank=True, null=True)),
+                ("images", models.JSONField(blank=True, null=True)),
+                ("last_updated", models.DateTimeField(default=ocpi_platform.ocpi.types.now_utc)),
+                (
+                    "fields_updated",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="When the EVSE's own fields last changed (last_updated also follows its connectors).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "location",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="evses",
+                        to="locations.location",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'EVSE',
-                'ordering': ['location', 'position', 'id'],
+                "verbose_name": "EVSE",
+                "ordering": ["location", "position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Connector',
+            name="Connector",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0, help_text='Order within the EVSE.')),
-                ('connector_id', models.CharField(help_text='OCPI Connector.id.', max_length=36, verbose_name='id')),
-                ('id_upper', models.CharField(editable=False, max_length=36)),
-                ('standard', models.CharField(choices=[('CHADEMO', 'CHADEMO'), ('CHAOJI', 'CHAOJI'), ('DOMESTIC_A', 'DOMESTIC_A'), ('DOMESTIC_B', 'DOMESTIC_B'), ('DOMESTIC_C', 'DOMESTIC_C'), ('DOMESTIC_D', 'DOMESTIC_D'), ('DOMESTIC_E', 'DOMESTIC_E'), ('DOMESTIC_F', 'DOMESTIC_F'), ('DOMESTIC_G', 'DOMESTIC_G'), ('DOMESTIC_H', 'DOMESTIC_H'), ('DOMESTIC_I', 'DOMESTIC_I'), ('DOMESTIC_J', 'DOMESTIC_J'), ('DOMESTIC_K', 'DOMESTIC_K'), ('DOMESTIC_L', 'DOMESTIC_L'), ('DOMESTIC_M', 'DOMESTIC_M'), ('DOMESTIC_N', 'DOMESTIC_N'), ('DOMESTIC_O', 'DOMESTIC_O'), ('GBT_AC', 'GBT_AC'), ('GBT_DC', 'GBT_DC'), ('IEC_60309_2_single_16', 'IEC_60309_2_single_16'), ('IEC_60309_2_three_16', 'IEC_60309_2_three_16'), ('IEC_60309_2_three_32', 'IEC_60309_2_three_32'), ('IEC_60309_2_three_64', 'IEC_60309_2_three_64'), ('IEC_62196_T1', 'IEC_62196_T1'), ('IEC_62196_T1_COMBO', 'IEC_62196_T1_COMBO'), ('IEC_62196_T2', 'IEC_62196_T2'), ('IEC_62196_T2_COMBO', 'IEC_62196_T2_COMBO'), ('IEC_62196_T3A', 'IEC_62196_T3A'), ('IEC_62196_T3C', 'IEC_62196_T3C'), ('NEMA_5_20', 'NEMA_5_20'), ('NEMA_6_30', 'NEMA_6_30'), ('NEMA_6_50', 'NEMA_6_50'), ('NEMA_10_30', 'NEMA_10_30'), ('NEMA_10_50', 'NEMA_10_50'), ('NEMA_14_30', 'NEMA_14_30'), ('NEMA_14_50', 'NEMA_14_50'), ('PANTOGRAPH_BOTTOM_UP', 'PANTOGRAPH_BOTTOM_UP'), ('PANTOGRAPH_TOP_DOWN', 'PANTOGRAPH_TOP_DOWN'), ('TESLA_R', 'TESLA_R'), ('TESLA_S', 'TESLA_S')], max_length=32)),
-                ('format', models.CharField(choices=[('SOCKET', 'SOCKET'), ('CABLE', 'CABLE')], max_length=6)),
-                ('power_type', models.CharField(choices=[('AC_1_PHASE', 'AC_1_PHASE'), ('AC_2_PHASE', 'AC_2_PHASE'), ('AC_2_PHASE_SPLIT', 'AC_2_PHASE_SPLIT'), ('AC_3_PHASE', 'AC_3_PHASE'), ('DC', 'DC')], max_length=16)),
-                ('max_voltage', models.PositiveIntegerField()),
-                ('max_amperage', models.PositiveIntegerField()),
-                ('max_electric_power', models.PositiveIntegerField(blank=True, null=True)),
-                ('tariff_ids', models.JSONField(blank=True, null=True)),
-                ('terms_and_conditions', models.URLField(blank=True, max_length=255, null=True)),
-                ('last_updated', models.DateTimeField(default=ocpi_platform.ocpi.types.now_utc)),
-                ('evse', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='connectors', to='locations.evse')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveIntegerField(default=0, help_text="Order within the EVSE."),
+                ),
+                (
+                    "connector_id",
+                    models.CharField(
+                        help_text="OCPI Connector.id.", max_length=36, verbose_name="id"
+                    ),
+                ),
+                ("id_upper", models.CharField(editable=False, max_length=36)),
+                (
+                    "standard",
+                    models.CharField(
+                        choices=[
+                            ("CHADEMO", "CHADEMO"),
+                            ("CHAOJI", "CHAOJI"),
+                            ("DOMESTIC_A", "DOMESTIC_A"),
+                            ("DOMESTIC_B", "DOMESTIC_B"),
+                            ("DOMESTIC_C", "DOMESTIC_C"),
+                            ("DOMESTIC_D", "DOMESTIC_D"),
+                            ("DOMESTIC_E", "DOMESTIC_E"),
+                            ("DOMESTIC_F", "DOMESTIC_F"),
+                            ("DOMESTIC_G", "DOMESTIC_G"),
+                            ("DOMESTIC_H", "DOMESTIC_H"),
+                            ("DOMESTIC_I", "DOMESTIC_I"),
+                            ("DOMESTIC_J", "DOMESTIC_J"),
+                            ("DOMESTIC_K", "DOMESTIC_K"),
+                            ("DOMESTIC_L", "DOMESTIC_L"),
+                            ("DOMESTIC_M", "DOMESTIC_M"),
+                            ("DOMESTIC_N", "DOMESTIC_N"),
+                            ("DOMESTIC_O", "DOMESTIC_O"),
+                            ("GBT_AC", "GBT_AC"),
+                            ("GBT_DC", "GBT_DC"),
+                            ("IEC_60309_2_single_16", "IEC_60309_2_single_16"),
+                            ("IEC_60309_2_three_16", "IEC_60309_2_three_16"),
+                            ("IEC_60309_2_three_32", "IEC_60309_2_three_32"),
+                            ("IEC_60309_2_three_64", "IEC_60309_2_three_64"),
+                            ("IEC_62196_T1", "IEC_62196_T1"),
+                            ("IEC_62196_T1_COMBO", "IEC_62196_T1_COMBO"),
+                            ("IEC_62196_T2", "IEC_62196_T2"),
+                            ("IEC_62196_T2_COMBO", "IEC_62196_T2_COMBO"),
+                            ("IEC_62196_T3A", "IEC_62196_T3A"),
+                            ("IEC_62196_T3C", "IEC_62196_T3C"),
+                            ("NEMA_5_20", "NEMA_5_20"),
+                            ("NEMA_6_30", "NEMA_6_30"),
+                            ("NEMA_6_50", "NEMA_6_50"),
+                            ("NEMA_10_30", "NEMA_10_30"),
+                            ("NEMA_10_50", "NEMA_10_50"),
+                            ("NEMA_14_30", "NEMA_14_30"),
+                            ("NEMA_14_50", "NEMA_14_50"),
+                            ("PANTOGRAPH_BOTTOM_UP", "PANTOGRAPH_BOTTOM_UP"),
+                            ("PANTOGRAPH_TOP_DOWN", "PANTOGRAPH_TOP_DOWN"),
+                            ("TESLA_R", "TESLA_R"),
+                            ("TESLA_S", "TESLA_S"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[("SOCKET", "SOCKET"), ("CABLE", "CABLE")], max_length=6
+                    ),
+                ),
+                (
+                    "power_type",
+                    models.CharField(
+                        choices=[
+                            ("AC_1_PHASE", "AC_1_PHASE"),
+                            ("AC_2_PHASE", "AC_2_PHASE"),
+                            ("AC_2_PHASE_SPLIT", "AC_2_PHASE_SPLIT"),
+                            ("AC_3_PHASE", "AC_3_PHASE"),
+                            ("DC", "DC"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("max_voltage", models.PositiveIntegerField()),
+                ("max_amperage", models.PositiveIntegerField()),
+                ("max_electric_power", models.PositiveIntegerField(blank=True, null=True)),
+                ("tariff_ids", models.JSONField(blank=True, null=True)),
+                ("terms_and_conditions", models.URLField(blank=True, max_length=255, null=True)),
+                ("last_updated", models.DateTimeField(default=ocpi_platform.ocpi.types.now_utc)),
+                (
+                    "evse",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="connectors",
+                        to="locations.evse",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['evse', 'position', 'id'],
-                'constraints': [models.UniqueConstraint(models.F('evse'), models.F('id_upper'), name='connector_unique_ci_id')],
+                "ordering": ["evse", "position", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        models.F("evse"), models.F("id_upper"), name="connector_unique_ci_id"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='location',
-            index=models.Index(condition=models.Q(('partner__isnull', True), ('shared', True)), fields=['id'], include=('last_updated',), name='location_shared_list'),
+            model_name="location",
+            index=models.Index(
+                condition=models.Q(("partner__isnull", True), ("shared", True)),
+                fields=["id"],
+                include=("last_updated",),
+                name="location_shared_list",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='location',
-            constraint=models.UniqueConstraint(models.F('cc_upper'), models.F('pid_upper'), models.F('id_upper'), name='location_unique_ci_key'),
+            model_name="location",
+            constraint=models.UniqueConstraint(
+                models.F("cc_upper"),
+                models.F("pid_upper"),
+                models.F("id_upper"),
+                name="location_unique_ci_key",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evse',
-            constraint=models.UniqueConstraint(models.F('location'), models.F('uid_upper'), name='evse_unique_ci_uid'),
+            model_name="evse",
+            constraint=models.UniqueConstraint(
+                models.F("location"), models.F("uid_upper"), name="evse_unique_ci_uid"
+            ),
         ),
     ]
