@@ -4,6 +4,11 @@ The first sync fetches everything; later ones ask for ``date_from`` = the start 
 successful sync. Pages are followed through ``Link`` headers (a partner whose paging loops is
 stopped). Each object is stored through the same service as a pushed PUT; an invalid object or
 one of a party the partner does not own is counted and skipped, the rest is kept.
+
+A full list is the partner's whole truth (spec transport › Pagination): after a full sync that
+went through every page, the copies the partner no longer lists are deleted. Not when the pages
+held fewer objects than the partner's ``X-Total-Count`` announced: a partner whose paging is
+broken must not wipe our copies.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ocpi_platform.ocpi.types import InterfaceRole, Role, format_datetime, now_u
 
 from . import services
 from .apps import RECEIVING_ROLES
-from .models import LocationSync, SyncState
+from .models import Location, LocationSync, SyncState
 from .paths import ObjectPath
 
 logger = logging.getLogger(__name__)
@@ -121,14 +126,24 @@ def _routing(partner: Partner) -> RoutingHeaders:
     )
 
 
+def _unavailable(partner_id: int, reason: str) -> SyncUnavailable:
+    """A queued pull that cannot run ends FAILED with the reason (it does not stay QUEUED)."""
+    LocationSync.objects.filter(partner_id=partner_id, state=SyncState.QUEUED).update(
+        state=SyncState.FAILED, finished_at=now_utc(), message=reason
+    )
+    return SyncUnavailable(reason)
+
+
 def pull(partner_id: int, *, full: bool = False, progress: Progress | None = None) -> LocationSync:
     """Fetch all pages and store them. Returns the sync row (state DONE or FAILED)."""
     partner = Partner.objects.filter(pk=partner_id).first()
     if partner is None or partner.state != PartnerState.REGISTERED:
-        raise SyncUnavailable("The partner is not registered.")
+        raise _unavailable(partner_id, "The partner is not registered.")
+    if not any(p.role in RECEIVING_ROLES for p in our_parties()):
+        raise _unavailable(partner_id, "None of our parties (OCPI_PARTIES) receives locations.")
     url = sender_url(partner)
     if url is None:
-        raise SyncUnavailable(f"{partner.name} has no locations SENDER endpoint.")
+        raise _unavailable(partner_id, f"{partner.name} has no locations SENDER endpoint.")
     sync = _claim(partner_id, full)
     if sync is None:
         current = LocationSync.objects.get(partner_id=partner_id)
@@ -137,12 +152,13 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
     started = now_utc()
     params = None if sync.full else {"date_from": format_datetime(sync.synced_until)}  # type: ignore[arg-type]
     problems: list[str] = []
+    listed: set[tuple[str, str, str]] = set()  # the keys the partner sent (full sync)
     try:
         token = tokens.outbound_token(partner)
         encoding = TokenEncoding(partner.token_encoding)
         with OcpiClient(token, encoding=encoding, routing=_routing(partner)) as client:
             for reply in client.iter_pages(url, params=params):
-                _store_page(partner, sync, reply.data, problems)
+                _store_page(partner, sync, reply.data, problems, listed)
                 sync.pages += 1
                 total = reply.headers.get("X-Total-Count", "")
                 sync.total = int(total) if total.isdigit() else sync.total
@@ -156,6 +172,8 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
         sync.state = SyncState.DONE
         sync.synced_until = started
         sync.message = _summary(sync, problems)
+        if sync.full:
+            sync.message += _drop_unlisted(partner, sync, listed)
     sync.finished_at = now_utc()
     _save(sync, started_at=started)
     logger.info("Location sync of %s: %s", partner.name, sync.message)
@@ -168,7 +186,13 @@ class SyncPageError(Exception):
     """The partner's page is not a list of objects."""
 
 
-def _store_page(partner: Partner, sync: LocationSync, data: Any, problems: list[str]) -> None:
+def _store_page(
+    partner: Partner,
+    sync: LocationSync,
+    data: Any,
+    problems: list[str],
+    listed: set[tuple[str, str, str]],
+) -> None:
     if data is None:
         data = []
     if not isinstance(data, list):
@@ -177,6 +201,9 @@ def _store_page(partner: Partner, sync: LocationSync, data: Any, problems: list[
         )
     for item in data:
         sync.received += 1
+        if isinstance(item, dict):
+            key = (item.get("country_code"), item.get("party_id"), item.get("id"))
+            listed.add(tuple(str(v).upper() for v in key))  # type: ignore[arg-type]
         try:
             path = _path_of(partner, item)
             services.put(path, item, owner=partner.pk)
@@ -186,6 +213,24 @@ def _store_page(partner: Partner, sync: LocationSync, data: Any, problems: list[
             problems.append(f"{ident or f'object {sync.received}'}: {exc.message}")
         else:
             sync.stored += 1
+
+
+def _drop_unlisted(partner: Partner, sync: LocationSync, listed: set[tuple[str, str, str]]) -> str:
+    """Delete the copies a complete full list no longer holds; a sentence for the message."""
+    if sync.total is not None and sync.received < sync.total:
+        return (
+            f" The pages held fewer locations than the {sync.total} announced (X-Total-Count): "
+            "copies that were not listed are kept."
+        )
+    copies = Location.objects.filter(partner=partner).values_list(
+        "pk", "cc_upper", "pid_upper", "id_upper"
+    )
+    unlisted = [pk for pk, *key in copies.iterator() if tuple(key) not in listed]
+    for start in range(0, len(unlisted), 1000):
+        Location.objects.filter(pk__in=unlisted[start : start + 1000]).delete()
+    if not unlisted:
+        return ""
+    return f" {len(unlisted)} copies no longer listed by the partner were deleted."
 
 
 def _path_of(partner: Partner, item: Any) -> ObjectPath:

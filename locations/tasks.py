@@ -15,7 +15,10 @@ AFTER_REGISTRATION = 3
 @shared_task(acks_late=True, soft_time_limit=3600, time_limit=3660)
 def pull_locations(*, partner_id: int, full: bool = False) -> str:
     """Fetch the partner's locations (all pages) and store them."""
-    return sync.pull(partner_id, full=full).message
+    try:
+        return sync.pull(partner_id, full=full).message
+    except sync.SyncUnavailable as exc:  # the sync row says why; retrying cannot help
+        return str(exc)
 
 
 @shared_task(acks_late=True, soft_time_limit=600, time_limit=660)

@@ -273,7 +273,9 @@ class OcpiClient:
         for _ in range(max_pages):
             if next_url is None:
                 return
-            key = next_url + repr(sorted((next_params or {}).items()))
+            # The same page however it is spelled: parameters merged, in sorted order.
+            merged = httpx.URL(next_url).copy_merge_params(dict(next_params or {}))
+            key = f"{merged.copy_with(query=None)}?{sorted(merged.params.multi_items())}"
             if key in seen:
                 raise PartnerProtocolError(f"Paging loops: {next_url} was already fetched.")
             seen.add(key)

@@ -56,8 +56,9 @@ def page_request(request: HttpRequest, *, max_limit: int | None = None) -> PageR
         limit = cap
     date_from = date_param(request, "date_from")
     date_to = date_param(request, "date_to")
-    if date_from and date_to and date_from >= date_to:
-        raise InvalidParameters("date_from must be before date_to.")
+    if date_from and date_to and date_from > date_to:
+        # Equal bounds are a valid, empty window (date_from inclusive, date_to exclusive).
+        raise InvalidParameters("date_from must not be after date_to.")
     return PageRequest(_int_param(request, "offset", 0), limit, cap, date_from, date_to)
 
 

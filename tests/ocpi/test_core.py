@@ -259,7 +259,7 @@ def test_last_page_has_no_link():
         ({"date_from": "yesterday"}, "date_from: not an OCPI DateTime"),
         (
             {"date_from": "2020-01-02T00:00:00Z", "date_to": "2020-01-01T00:00:00Z"},
-            "date_from must be before date_to",
+            "date_from must not be after date_to",
         ),
     ],
 )
