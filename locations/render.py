@@ -127,6 +127,10 @@ def render_connector(connector: Connector) -> dict[str, Any]:
     return render_fields(connector, CONNECTOR_FIELDS)
 
 
+# The order of an EVSE's keys as rendered: connectors before last_updated.
+EVSE_ORDER = [n for n, _ in EVSE_FIELDS if n != "last_updated"] + ["connectors", "last_updated"]
+
+
 def render_evse(evse: Evse, connectors: Iterable[Connector]) -> dict[str, Any]:
     out = render_fields(evse, EVSE_FIELDS)
     out["connectors"] = [render_connector(c) for c in connectors]

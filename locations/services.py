@@ -35,6 +35,7 @@ from .paths import ObjectPath, select
 from .render import (
     CONNECTOR_FIELDS,
     EVSE_FIELDS,
+    EVSE_ORDER,
     LOCATION_FIELDS,
     assign,
     dumps,
@@ -253,6 +254,8 @@ def _put_location(
         if Location.objects.ci(path.country_code, path.party_id, path.location_id).exists():
             raise InvalidParameters(f"Location {path} belongs to another owner.")
         location = Location(partner_id=owner)
+    if owner is None and keep_timestamps and created:
+        _cascade_timestamps(data)
     assign(location, LOCATION_FIELDS, {k: v for k, v in data.items() if k != "evses"}, full=True)
     stamp = (
         data["last_updated"] if owner is not None or (keep_timestamps and created) else now_utc()
@@ -269,6 +272,16 @@ def _put_location(
     if owner is None:
         push.location_put(location, document(location))
     return Outcome(created, False, location)
+
+
+def _cascade_timestamps(data: dict[str, Any]) -> None:
+    """An imported location of ours is at least as new as its newest EVSE, and an EVSE as its
+    newest connector (the spec's cascade, which a hand-made file may not respect)."""
+    for evse in data.get("evses") or []:
+        stamps = [c["last_updated"] for c in evse.get("connectors") or []]
+        evse["last_updated"] = max([evse["last_updated"], *stamps])
+    stamps = [e["last_updated"] for e in data.get("evses") or []]
+    data["last_updated"] = max([data["last_updated"], *stamps])
 
 
 def _replace_evses(
@@ -437,7 +450,8 @@ def _patch_evse(
         if entry is None:
             _touch(location, stamp)
         else:
-            entry.update(render_fields(evse, EVSE_FIELDS, [*names, "last_updated"]))
+            changed = render_fields(evse, EVSE_FIELDS, [*names, "last_updated"])
+            _merge_in_order(entry, changed, EVSE_ORDER)
             _store_document(location, doc, stamp)
     if owner is None and connectors:
         push.object_put(location, document(location), path)
@@ -469,7 +483,7 @@ def _patch_connector(
     if evse_entry is None or entry is None:
         _touch(location, stamp)
     else:
-        entry.update(render_connector(connector))
+        _merge_in_order(entry, render_connector(connector), [n for n, _ in CONNECTOR_FIELDS])
         evse_entry["last_updated"] = render_fields(evse, EVSE_FIELDS, ["last_updated"])[
             "last_updated"
         ]
@@ -478,6 +492,15 @@ def _patch_connector(
         body = render_fields(connector, CONNECTOR_FIELDS, [*names, "last_updated"])
         push.object_patch(location, document(location), path, body)
     return Outcome(False, False, location)
+
+
+def _merge_in_order(entry: dict[str, Any], changed: dict[str, Any], order: list[str]) -> None:
+    """Update a rendered object in place, keeping the renderer's field order (the stored text
+    stays byte for byte what a fresh render gives, also when a field is added)."""
+    merged = {**entry, **changed}
+    entry.clear()
+    entry.update({name: merged.pop(name) for name in order if name in merged})
+    entry.update(merged)
 
 
 def _store_document(location: Location, doc: dict[str, Any], stamp: datetime) -> None:
