@@ -27,8 +27,9 @@ class LocationsConfig(AppConfig):
         from credentials.signals import partner_registered
         from ocpi_platform.ocpi import registry
         from ocpi_platform.ocpi.types import InterfaceRole
+        from outbox import services as outbox
 
-        from . import tasks
+        from . import push, tasks
 
         registry.register(
             registry.ModuleEndpoint(
@@ -41,3 +42,4 @@ class LocationsConfig(AppConfig):
             )
         )
         partner_registered.connect(tasks.on_partner_registered, dispatch_uid="locations")
+        outbox.current_state[push.MODULE] = push.current_body

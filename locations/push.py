@@ -78,6 +78,16 @@ def object_patch(
     return _send(location, _message(location, doc, path, "PATCH", body))
 
 
+def current_body(key: str) -> dict[str, Any] | None:
+    """The current document of our shared object ``key`` (outbox retry), or None."""
+    path = ObjectPath(*key.split("/"))
+    location = Location.objects.shared().ci(path.country_code, path.party_id, path.location_id)
+    found = location.only("ocpi_json").first()
+    if found is None or not found.ocpi_json:
+        return None
+    return select(json.loads(found.ocpi_json), path)
+
+
 def full_resend(partner_ids: list[int], *, batch: int = 500) -> int:
     """Queue a PUT of every shared location for these partners (after registration, recovery).
 

@@ -177,9 +177,14 @@ class DeliveryAdmin(_DeliveryAdminBase):
         rows = list(queryset.select_related(None).only("pk", "state", "partner_id"))
         count = services.retry(rows)
         skipped = len(rows) - count
-        text = f"{_plural(count, 'delivery', 'deliveries')} queued again (at the end of the queue)"
+        text = (
+            f"{_plural(count, 'delivery', 'deliveries')} queued again (with the object's state now)"
+        )
         if skipped:
-            text += f"; {skipped} skipped (only failed or cancelled rows are retried)"
+            text += (
+                f"; {skipped} skipped (only failed or cancelled rows of objects we still send "
+                "are retried)"
+            )
         self.message_user(request, text + ".", messages.SUCCESS if count else messages.WARNING)
 
     @admin.action(permissions=["send"], description="Send pending now")

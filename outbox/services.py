@@ -15,7 +15,7 @@ Rules (see the README, "Push and the outbox"):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -38,6 +38,12 @@ from .models import Delivery, DeliveryState, OutboxLease
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)
+
+# Per module: the current full body of an object by its key (None: no longer to be sent). A
+# retried row sends that, as a PUT, rather than the body it was written with: later changes of
+# the object may have reached the partner since, and must not be undone.
+CurrentState = Callable[[str], dict[str, Any] | None]
+current_state: dict[str, CurrentState] = {}
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,9 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
             partner_id__in=[t.partner_id for t in targets],
             state=DeliveryState.PENDING,
             module=message.module,
-            key__in=keys,
         )
+        # The rows that carry this object: its own, its ancestors' and its descendants'.
+        .filter(Q(key__in=keys) | Q(key__startswith=message.key + "/"))
         .order_by("id")
     )
     for pending_row in rows:
@@ -120,25 +127,38 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
 def _fold(rows: list[Delivery], message: Message) -> list[Delivery]:
     """The pending rows this change folds into (updated in memory); empty: a new row is due.
 
-    Every pending PUT of the object or of an ancestor is brought up to the current state, so
-    whichever of them goes last leaves the partner with the newest data. Without such a PUT, a
-    pending PATCH of the same object takes the new fields (a PUT of it turns the row into a PUT).
+    ``rows`` are the partner's pending rows of the object, its ancestors and its descendants,
+    oldest first. Those that carry data of the object are its own rows, the PUTs of an ancestor
+    and, when the change is a PUT (which carries the whole subtree), its descendants' rows. The
+    change may only fold into the newest of these: what is sent after it must not carry older
+    data. When that row is a PUT of the object or of an ancestor, every such pending PUT is
+    brought up to the current state; when it is the object's own PATCH, it takes the new fields
+    (a PUT turns it into a PUT).
     """
-    puts = [row for row in rows if row.method == "PUT" and row.key in message.tree]
-    for row in puts:
-        row.body = message.tree[row.key]
-    if puts:
-        return puts
-    same = [row for row in rows if row.key == message.key]
-    if not same:
+    subtree = message.key + "/"
+    carrying = [
+        row
+        for row in rows
+        if row.key == message.key
+        or (row.method == "PUT" and row.key in message.tree)
+        or (message.method == "PUT" and row.key.startswith(subtree))
+    ]
+    if not carrying:
         return []
-    row = same[-1]
+    newest = carrying[-1]
+    puts = [row for row in carrying if row.method == "PUT" and row.key in message.tree]
+    if newest in puts:
+        for row in puts:
+            row.body = message.tree[row.key]
+        return puts
+    if newest.key != message.key:
+        return []  # a descendant's row goes after the object's: add a row behind it
     if message.method == "PUT":
-        row.method = "PUT"
-        row.body = message.tree.get(message.key) or message.body
+        newest.method = "PUT"
+        newest.body = message.tree.get(message.key) or message.body
     else:
-        row.body = {**row.body, **message.body}
-    return [row]
+        newest.body = {**newest.body, **message.body}
+    return [newest]
 
 
 def schedule(partner_ids: Iterable[int], *, countdown: float = 0) -> None:
@@ -192,7 +212,14 @@ def drain(partner_id: int) -> int:
                 if wait > 0:
                     retry_in = wait
                     break
-                retry_in = _send(partner, client, row)
+                try:
+                    retry_in = _send(partner, client, row)
+                except BaseException:
+                    # Cut short (time limit, a bug): the row goes back to the queue, unsent.
+                    Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
+                        state=DeliveryState.PENDING, updated_at=now_utc()
+                    )
+                    raise
                 if retry_in is not None:
                     break
                 sent += 1
@@ -274,21 +301,35 @@ def cancel_open(partner: Partner, reason: str) -> int:
 
 
 def retry(rows: Iterable[Delivery]) -> int:
-    """Operator action: send failed or cancelled rows again, now (at the end of the queue)."""
+    """Operator action: send failed or cancelled rows again, now, with the object's current
+    state. Returns how many were queued again."""
     ids = [row.pk for row in rows if row.state in (DeliveryState.FAILED, DeliveryState.CANCELLED)]
+    now = now_utc()
+    queued: list[Delivery] = []
     with transaction.atomic():
-        count = Delivery.objects.filter(pk__in=ids).update(
-            state=DeliveryState.PENDING, next_attempt_at=now_utc(), updated_at=now_utc()
-        )
-        schedule(Delivery.objects.filter(pk__in=ids).values_list("partner_id", flat=True))
-    return count
+        for row in Delivery.objects.select_for_update().filter(pk__in=ids).order_by("id"):
+            state_of = current_state.get(row.module)
+            if state_of is not None:
+                body = state_of(row.key)
+                if body is None:
+                    row.state = DeliveryState.CANCELLED
+                    row.last_error = "not sent again: the object is no longer ours to send"
+                    row.save(update_fields=["state", "last_error", "updated_at"])
+                    continue
+                row.method, row.body = "PUT", body
+            row.state, row.next_attempt_at, row.updated_at = DeliveryState.PENDING, now, now
+            row.save(update_fields=["method", "body", "state", "next_attempt_at", "updated_at"])
+            queued.append(row)
+        schedule(row.partner_id for row in queued)
+    return len(queued)
 
 
 def sweep() -> int:
     """Beat: restart drains that died (worker lost) and wake partners whose rows are due."""
     now = now_utc()
-    stale = OutboxLease.objects.filter(until__lt=now).values_list("partner_id", flat=True)
-    Delivery.objects.filter(state=DeliveryState.SENDING, partner_id__in=list(stale)).update(
+    busy = set(OutboxLease.objects.filter(until__gte=now).values_list("partner_id", flat=True))
+    # A row is SENDING only while its partner's lease is held: without one, its drain died.
+    Delivery.objects.filter(state=DeliveryState.SENDING).exclude(partner_id__in=busy).update(
         state=DeliveryState.PENDING, updated_at=now
     )
     due = set(
@@ -296,7 +337,6 @@ def sweep() -> int:
         .values_list("partner_id", flat=True)
         .distinct()
     )
-    busy = set(OutboxLease.objects.filter(until__gte=now).values_list("partner_id", flat=True))
     with transaction.atomic():
         schedule(due - busy)
     return len(due - busy)

@@ -294,8 +294,8 @@ def test_retry_resets_failed_deliveries_only(
 
     assert (
         "success",
-        "1 delivery queued again (at the end of the queue); 1 skipped (only failed or "
-        "cancelled rows are retried).",
+        "1 delivery queued again (with the object's state now); 1 skipped (only failed or "
+        "cancelled rows of objects we still send are retried).",
     ) in messages_of(response)
     failed.refresh_from_db()
     assert failed.state == DeliveryState.PENDING
