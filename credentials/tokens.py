@@ -8,11 +8,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 
 from ocpi_platform.ocpi.parties import Party
@@ -87,11 +91,48 @@ def find_active(token: str) -> InboundToken | None:
     return None
 
 
+# Resolved principals of registered partners' regular tokens, by (digest, encoding): partners
+# call many times a second, and resolving costs two queries. An entry lives
+# OCPI_AUTH_CACHE_SECONDS (0: no cache). Revoking in this process empties the cache at once;
+# other processes notice within that time.
+_principals: dict[tuple[str, TokenEncoding], tuple[float, PartnerPrincipal]] = {}
+_principals_lock = threading.Lock()
+_CACHE_MAX = 10_000
+
+
+def forget_resolved() -> None:
+    """Empty the cache of resolved tokens (after a revocation, a change of parties)."""
+    with _principals_lock:
+        _principals.clear()
+
+
+def _cached(key: tuple[str, TokenEncoding]) -> PartnerPrincipal | None:
+    entry = _principals.get(key)
+    if entry is None or entry[0] < time.monotonic():
+        return None
+    return entry[1]
+
+
+def _remember(key: tuple[str, TokenEncoding], principal: PartnerPrincipal, row: Any) -> None:
+    seconds = float(getattr(settings, "OCPI_AUTH_CACHE_SECONDS", 0))
+    cacheable = principal.registered and principal.token_kind == TokenKind.REGULAR
+    if seconds <= 0 or not cacheable or row.expires_at is not None:
+        return
+    with _principals_lock:
+        if len(_principals) >= _CACHE_MAX:
+            _principals.clear()
+        _principals[key] = (time.monotonic() + seconds, principal)
+
+
 def resolve_principal(
     candidates: Sequence[tuple[str, TokenEncoding]],
 ) -> tuple[PartnerPrincipal, str] | None:
     """OCPI_TOKEN_RESOLVER: map the presented token to its partner (None: 401)."""
     for value, encoding in candidates:
+        key = (digest(value), encoding)
+        cached = _cached(key)
+        if cached is not None:
+            return cached, value
         row = find_active(value)
         if row is None:
             continue
@@ -114,10 +155,14 @@ def resolve_principal(
             suspended=False,
             parties=parties,
         )
+        _remember(key, principal, row)
         return principal, value
     return None
 
 
 def revoke(tokens: QuerySet[InboundToken]) -> int:
     """Revoke every token of the queryset now."""
+    forget_resolved()
+    if float(getattr(settings, "OCPI_AUTH_CACHE_SECONDS", 0)) > 0:
+        transaction.on_commit(forget_resolved)  # what was resolved before the commit, too
     return tokens.filter(revoked_at__isnull=True).update(revoked_at=now_utc())

@@ -90,6 +90,9 @@ class Location(models.Model):
         "its EVSEs): an older PATCH of these fields is not applied.",
     )
     created_at = models.DateTimeField(default=now_utc, editable=False)
+    # When the row (its JSON, its sharing) last changed, whatever last_updated says: how web
+    # processes find what to refresh in their copy of the sender list (locations.listing).
+    modified_at = models.DateTimeField(default=now_utc, editable=False)
     ocpi_json = models.TextField(
         default="", editable=False, help_text="The rendered OCPI Location, kept on every write."
     )
@@ -111,6 +114,11 @@ class Location(models.Model):
                 include=["last_updated"],
                 condition=models.Q(partner__isnull=True, shared=True),
             ),
+            models.Index(
+                fields=["modified_at"],
+                name="location_own_modified",
+                condition=models.Q(partner__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -120,6 +128,10 @@ class Location(models.Model):
         self.cc_upper = self.country_code.upper()
         self.pid_upper = self.party_id.upper()
         self.id_upper = self.location_id.upper()
+        self.modified_at = now_utc()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "modified_at"}  # type: ignore[misc]
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 

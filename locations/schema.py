@@ -33,6 +33,7 @@ from ocpi_platform.ocpi.fields import (
     UrlField,
     json_kind,
 )
+from ocpi_platform.ocpi.types import parse_datetime
 
 __all__ = [
     "CAPABILITIES",
@@ -459,8 +460,26 @@ def validate_location(data: Any, *, partial: bool = False) -> dict[str, Any]:
     return _validate(LocationSerializer, data, partial=partial)
 
 
+def _status_patch(data: Any) -> dict[str, Any] | None:
+    """The bulk of EVSE PATCHes, ``{status, last_updated}``, checked without a serializer.
+
+    None when the body is anything else, or not valid: the serializer then says what is wrong.
+    """
+    if not isinstance(data, Mapping) or set(data) != {"status", "last_updated"}:
+        return None
+    status, stamp = data["status"], data["last_updated"]
+    if not isinstance(status, str) or status not in EVSE_STATUSES:
+        return None
+    try:
+        return {"status": status, "last_updated": parse_datetime(stamp)}
+    except ValueError:
+        return None
+
+
 def validate_evse(data: Any, *, partial: bool = False) -> dict[str, Any]:
     """An EVSE (PUT body, or with ``partial=True`` a PATCH body)."""
+    if partial and (quick := _status_patch(data)) is not None:
+        return quick
     return _validate(EvseSerializer, data, partial=partial)
 
 

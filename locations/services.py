@@ -67,7 +67,9 @@ def document(location: Location) -> dict[str, Any]:
     """The location's OCPI JSON as a dict (rendered now if it never was)."""
     if not location.ocpi_json:
         location.ocpi_json = _render(location)
-        Location.objects.filter(pk=location.pk).update(ocpi_json=location.ocpi_json)
+        Location.objects.filter(pk=location.pk).update(
+            ocpi_json=location.ocpi_json, modified_at=now_utc()
+        )
     data: dict[str, Any] = json.loads(location.ocpi_json)
     return data
 
@@ -116,10 +118,21 @@ def get_object(path: ObjectPath, *, owner: Owner) -> dict[str, Any]:
     return found
 
 
-def _location(path: ObjectPath, owner: Owner, *, lock: bool = False) -> Location | None:
+# What a change below the location needs of it (the rest is loaded only if it must be rendered
+# again): EVSE status PATCHes are most of the traffic, and the location has many JSON columns.
+LIGHT = ("partner_id", "shared", "country_code", "party_id", "location_id", "last_updated",
+         "fields_updated", "ocpi_json")  # fmt: skip
+
+
+def _location(
+    path: ObjectPath, owner: Owner, *, lock: bool = False, light: bool = False
+) -> Location | None:
     qs = Location.objects.ci(path.country_code, path.party_id, path.location_id)
     qs = qs.filter(partner__isnull=True) if owner is None else qs.filter(partner_id=owner)
-    return (qs.select_for_update() if lock else qs).first()
+    if light:
+        qs = qs.only(*LIGHT)
+    found = list((qs.select_for_update() if lock else qs).order_by()[:1])
+    return found[0] if found else None
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -201,7 +214,7 @@ def patch(path: ObjectPath, data: Any, *, owner: Owner) -> Outcome:
     validated = _validate(path.kind, data, partial=True)
     _check_ids(path, validated)
     with transaction.atomic():
-        location = _location(path, owner, lock=True)
+        location = _location(path, owner, lock=True, light=path.kind != "location")
         if location is None:
             if path.kind == "location":
                 raise UnknownObject(f"Unknown location {path}: PUT it first.")
@@ -380,6 +393,9 @@ def _raise_stamp(obj: Evse | Location, stamp: datetime) -> None:
 
 def _touch(location: Location, stamp: datetime) -> None:
     """Raise the location's last_updated and render it again from the database."""
+    deferred = location.get_deferred_fields()
+    if deferred:
+        location.refresh_from_db(fields=list(deferred))
     if stamp > location.last_updated:
         location.last_updated = stamp
     location.ocpi_json = _render(location)
@@ -523,7 +539,9 @@ def rerender(locations: Iterable[Location]) -> int:
     """Render stored locations again (after an admin edit or a change of the renderer)."""
     count = 0
     for location in locations:
-        Location.objects.filter(pk=location.pk).update(ocpi_json=_render(location))
+        Location.objects.filter(pk=location.pk).update(
+            ocpi_json=_render(location), modified_at=now_utc()
+        )
         count += 1
     return count
 

@@ -20,7 +20,7 @@ from ocpi_platform.ocpi.parties import Party
 from ocpi_platform.ocpi.permissions import principal_of
 from ocpi_platform.ocpi.types import Role
 
-from . import services
+from . import listing, services
 from .paths import ObjectPath
 
 
@@ -41,7 +41,7 @@ class SenderListView(APIView):
 
     def get(self, request: Request) -> HttpResponse:
         page = page_request(request)
-        total, rows = services.list_page(page)
+        total, rows = listing.page(page)
         headers = {**page_headers(request, page, total=total), **_routing(request)}
         return raw_data_response("[" + ",".join(rows) + "]", headers=headers)
 

@@ -179,6 +179,12 @@ OCPI_HTTP_READ_TIMEOUT = env.float("OCPI_HTTP_READ_TIMEOUT", default=20.0)
 OCPI_HTTP_HANDSHAKE_TIMEOUT = env.float("OCPI_HTTP_HANDSHAKE_TIMEOUT", default=60.0)
 # Page size cap of our list endpoints (announced in X-Limit).
 OCPI_PAGE_LIMIT = env.int("OCPI_PAGE_LIMIT", default=100)
+# Seconds a web process serves the locations sender list from its copy before it asks the
+# database what changed (0: every page is read from the database).
+OCPI_LIST_CACHE_SECONDS = env.float("OCPI_LIST_CACHE_SECONDS", default=1.0)
+# Seconds a resolved partner token is reused by a web process (0: look it up every request).
+# A token revoked by another process keeps working there for at most this long.
+OCPI_AUTH_CACHE_SECONDS = env.float("OCPI_AUTH_CACHE_SECONDS", default=2.0)
 # Push outbox: seconds to wait after the 1st, 2nd, ... consecutive transient failure of a
 # partner (the last value repeats while the partner stays unreachable).
 OCPI_OUTBOX_BACKOFF = tuple(

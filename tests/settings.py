@@ -17,3 +17,7 @@ OCPI_BUSINESS_NAME = "Test Platform"
 CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+# Tests reuse token values across test databases: resolve every request (a test enables it).
+OCPI_AUTH_CACHE_SECONDS = 0
+# In-process tests list right after a write: read the database (the listing tests enable it).
+OCPI_LIST_CACHE_SECONDS = 0

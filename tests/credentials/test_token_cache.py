@@ -1,0 +1,57 @@
+"""Resolved tokens of registered partners are reused for OCPI_AUTH_CACHE_SECONDS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from credentials import tokens
+
+VERSION = "/ocpi/2.2.1"
+
+
+@pytest.fixture(autouse=True)
+def _cache_on(settings: Any) -> Iterator[None]:
+    settings.OCPI_AUTH_CACHE_SECONDS = 60
+    tokens.forget_resolved()
+    yield
+    tokens.forget_resolved()
+
+
+def queries(api, token: str) -> tuple[int, int]:
+    with CaptureQueriesContext(connection) as captured:
+        reply = api.get(VERSION, token=token)
+    return reply.status, len(captured.captured_queries)
+
+
+def test_a_registered_partners_token_is_looked_up_once(api, registered):
+    status, first = queries(api, registered.inbound_token)
+    assert status == 200
+    status, second = queries(api, registered.inbound_token)
+    assert status == 200
+    assert second < first
+    assert second == 0  # version details need no query of their own
+
+
+def test_a_revoked_token_is_refused_at_once(api, registered):
+    assert api.get(VERSION, token=registered.inbound_token).status == 200
+
+    tokens.revoke(registered.partner.inbound_tokens.all())
+
+    assert api.get(VERSION, token=registered.inbound_token).status == 401
+
+
+def test_token_a_is_never_kept(api, invited):
+    assert api.get("/ocpi/versions", token=invited.token_a).status == 200
+    assert tokens._principals == {}
+
+
+def test_with_the_cache_off_every_request_looks_the_token_up(api, registered, settings):
+    settings.OCPI_AUTH_CACHE_SECONDS = 0
+    api.get(VERSION, token=registered.inbound_token)
+    assert tokens._principals == {}
+    assert queries(api, registered.inbound_token)[1] > 0
