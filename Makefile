@@ -8,7 +8,7 @@ PYTHON := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: run test install venv services fmt lint typecheck check ci web worker beat help
+.PHONY: run test install venv services fmt lint typecheck check ci web worker beat bench help
 
 ## run        set up (.venv, migrate, static files, admin user) and start web + worker + beat
 run:
@@ -62,6 +62,10 @@ worker: venv
 ## beat       only Celery beat
 beat: venv
 	$(BIN)/celery -A ocpi_platform beat --loglevel INFO --schedule $${OCPI_DATA_DIR:-var}/celerybeat-schedule
+
+## bench      benchmark the locations list and status PATCHes under gunicorn (BENCH_ARGS="--keep-db")
+bench: install services
+	$(PYTHON) -m bench.locations $(BENCH_ARGS)
 
 ## help       list the targets
 help:

@@ -120,6 +120,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["ocpi_platform.ocpi.permissions.RegisteredPartyOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["ocpi_platform.ocpi.envelope.OcpiJsonParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "ocpi_platform.ocpi.envelope.OcpiJsonOnly",
     "EXCEPTION_HANDLER": "ocpi_platform.ocpi.envelope.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "UNAUTHENTICATED_TOKEN": None,

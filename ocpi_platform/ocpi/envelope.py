@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
 from .errors import MalformedJson, OcpiError
@@ -94,6 +96,20 @@ class OcpiJsonParser(BaseParser):
                 f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
                 f"column {exc.colno}."
             ) from None
+
+
+class OcpiJsonOnly(BaseContentNegotiation):
+    """OCPI speaks JSON only: every request is parsed and answered as JSON, whatever its
+    Accept header says (no 406, and no Accept parsing on each request)."""
+
+    def select_parser(self, request: Any, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Any, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 def describe_validation_errors(detail: Any, path: str = "") -> list[str]:
