@@ -16,7 +16,7 @@ from locations.models import Location
 from locations.paths import ObjectPath
 from ocpi_platform.ocpi.pagination import PageRequest
 from ocpi_platform.ocpi.types import now_utc, parse_datetime
-from tests.locations.conftest import own_location
+from tests.locations.conftest import SENDER, own_location
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +128,17 @@ def test_with_the_copy_off_every_page_is_read_from_the_database(settings):
     assert listing.page(request())[0] == 1
     put("LOC2")
     assert listing.page(request())[0] == 2
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_a_page_from_the_copy_costs_no_query_beyond_the_token(
+    api, emsp, count, django_assert_max_num_queries
+):
+    for n in range(count):
+        put(f"LOC{n}")
+    assert api.get(SENDER, token=emsp.inbound_token).code == 1000  # loads the copy
+
+    with django_assert_max_num_queries(2):  # the token and its partner's roles
+        reply = api.get(f"{SENDER}?limit=50", token=emsp.inbound_token)
+
+    assert len(reply.data) == count
