@@ -190,7 +190,7 @@ def _endpoint(partner: Partner, module: str) -> str | None:
 
 
 def drain(partner_id: int) -> int:
-    """Send the partner's open rows in order. Returns how many were sent. Safe to run twice."""
+    """Send the partner's open rows in order. Returns how many it handled. Safe to run twice."""
     if not _claim(partner_id):
         return 0
     sent = 0

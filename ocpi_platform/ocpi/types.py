@@ -40,8 +40,9 @@ def format_datetime(value: datetime) -> str:
         raise ValueError("naive datetime")
     value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond // 1000:03d}"
+    millis = value.microsecond // 1000  # what is sent: a stamp reads the same on both sides
+    if millis:
+        text += f".{millis:03d}"
     return text + "Z"
 
 

@@ -55,6 +55,8 @@ def functional_urls(settings):
         (datetime(2015, 6, 29, 20, 39, 9, tzinfo=UTC), "2015-06-29T20:39:09Z"),
         (datetime(2016, 12, 29, 17, 45, 9, 200000, tzinfo=UTC), "2016-12-29T17:45:09.200Z"),
         (datetime(2018, 1, 1, 1, 8, 1, 123456, tzinfo=UTC), "2018-01-01T01:08:01.123Z"),
+        # Less than a millisecond is not sent: the partner reads back exactly this text.
+        (datetime(2018, 1, 1, 1, 8, 1, 412, tzinfo=UTC), "2018-01-01T01:08:01Z"),
     ],
 )
 def test_datetimes_are_emitted_in_utc_with_z_and_milliseconds(value, expected):
