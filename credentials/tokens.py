@@ -30,8 +30,15 @@ HINT_LENGTH = 4
 
 
 def generate_token() -> str:
-    """43 URL-safe characters from the OS CSPRNG: printable ASCII, well under 64."""
-    return secrets.token_urlsafe(32)
+    """43 URL-safe characters from the OS CSPRNG: printable ASCII, well under 64.
+
+    Never starting with '-': operators paste tokens into command lines (``--token-a T``), where
+    a leading dash reads as an option.
+    """
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def digest(token: str) -> str:

@@ -41,7 +41,7 @@ def connect(
 ) -> Any:
     return joiner.manage_json(
         "ocpi_connect", inviter_name,
-        "--versions-url", versions_url, "--token-a", token_a, "--wait",
+        "--versions-url", versions_url, f"--token-a={token_a}", "--wait",
         ok=ok,
     )  # fmt: skip
 

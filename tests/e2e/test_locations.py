@@ -55,7 +55,8 @@ def register(inviter: Instance, joiner: Instance) -> None:
     invitation = inviter.manage_json("ocpi_invite", joiner.name)
     job = joiner.manage_json(
         "ocpi_connect", inviter.name,
-        "--versions-url", invitation["versions_url"], "--token-a", invitation["token_a"], "--wait",
+        "--versions-url", invitation["versions_url"],
+        f"--token-a={invitation['token_a']}", "--wait",
     )  # fmt: skip
     assert job["state"] == "SUCCEEDED", job
     assert job["partner"]["state"] == "REGISTERED", job

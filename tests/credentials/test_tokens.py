@@ -1,4 +1,5 @@
-"""Resolved tokens of registered partners are reused for OCPI_AUTH_CACHE_SECONDS."""
+"""Resolved tokens of registered partners are reused for OCPI_AUTH_CACHE_SECONDS; how tokens
+are generated."""
 
 from __future__ import annotations
 
@@ -55,3 +56,11 @@ def test_with_the_cache_off_every_request_looks_the_token_up(api, registered, se
     api.get(VERSION, token=registered.inbound_token)
     assert tokens._principals == {}
     assert queries(api, registered.inbound_token)[1] > 0
+
+
+def test_a_generated_token_never_starts_with_a_dash(monkeypatch):
+    """Operators paste tokens after --token-a: a leading dash would read as an option."""
+    drawn = iter(["-starts-with-a-dash", "fine-token"])
+    monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda n: next(drawn))
+
+    assert tokens.generate_token() == "fine-token"
