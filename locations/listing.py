@@ -34,6 +34,9 @@ LOOK_BACK = timedelta(seconds=10)
 FULL_RELOAD = 300.0  # seconds
 FILTERS_KEPT = 32  # date windows whose row numbers are kept per snapshot
 
+Party = tuple[str, str]  # (country_code, party_id), upper case
+Window = tuple[int | None, int | None, Party | None]
+
 
 def _micros(value: datetime) -> int:
     return int(value.timestamp() * 1_000_000)
@@ -47,29 +50,34 @@ class Snapshot:
     ids: list[int]
     stamps: list[int]  # last_updated, microseconds since the epoch
     texts: list[str]
+    parties: list[tuple[str, str]]  # (country_code, party_id), upper case
     modified: dict[int, datetime]  # id -> the modified_at of what we hold
     horizon: datetime  # rows modified before this (minus LOOK_BACK) are in
     loaded_at: float
-    windows: dict[tuple[int | None, int | None], list[int]] = field(default_factory=dict)
+    windows: dict[Window, list[int]] = field(default_factory=dict)
 
-    def rows(self, page: PageRequest) -> tuple[int, list[str]]:
-        if page.date_from is None and page.date_to is None:
+    def rows(self, page: PageRequest, party: Party | None = None) -> tuple[int, list[str]]:
+        if page.date_from is None and page.date_to is None and party is None:
             total = len(self.ids)
             return total, self.texts[page.offset : page.offset + page.limit]
-        selected = self._window(page.date_from, page.date_to)
+        selected = self._window(page.date_from, page.date_to, party)
         chosen = selected[page.offset : page.offset + page.limit]
         return len(selected), [self.texts[i] for i in chosen]
 
-    def _window(self, date_from: datetime | None, date_to: datetime | None) -> list[int]:
+    def _window(
+        self, date_from: datetime | None, date_to: datetime | None, party: Party | None
+    ) -> list[int]:
         low = _micros(date_from) if date_from is not None else None
         high = _micros(date_to) if date_to is not None else None
-        key = (low, high)
+        key = (low, high, party)
         found = self.windows.get(key)
         if found is None:
             found = [
                 i
                 for i, stamp in enumerate(self.stamps)
-                if (low is None or stamp >= low) and (high is None or stamp < high)
+                if (low is None or stamp >= low)
+                and (high is None or stamp < high)
+                and (party is None or self.parties[i] == party)
             ]
             if len(self.windows) >= FILTERS_KEPT:
                 self.windows.clear()
@@ -77,30 +85,26 @@ class Snapshot:
         return found
 
 
-def _shared() -> tuple[list[int], list[int], list[str], dict[int, datetime]]:
-    rows = (
-        Location.objects.shared()
-        .order_by("id")
-        .values_list("id", "last_updated", "ocpi_json", "modified_at")
-    )
+COLUMNS = ("id", "last_updated", "ocpi_json", "cc_upper", "pid_upper", "modified_at")
+
+
+def load() -> Snapshot:
+    horizon = now_utc()
+    rows = Location.objects.shared().order_by("id").values_list(*COLUMNS)
     ids: list[int] = []
     stamps: list[int] = []
     texts: list[str] = []
+    parties: list[tuple[str, str]] = []
     modified: dict[int, datetime] = {}
-    for pk, last_updated, text, modified_at in rows.iterator(chunk_size=2000):
+    for pk, last_updated, text, cc, pid, modified_at in rows.iterator(chunk_size=2000):
         if not text:
             continue  # never rendered (written outside the services): not listable yet
         ids.append(pk)
         stamps.append(_micros(last_updated))
         texts.append(text)
+        parties.append((cc, pid))
         modified[pk] = modified_at
-    return ids, stamps, texts, modified
-
-
-def load() -> Snapshot:
-    horizon = now_utc()
-    ids, stamps, texts, modified = _shared()
-    return Snapshot(ids, stamps, texts, modified, horizon, time.monotonic())
+    return Snapshot(ids, stamps, texts, parties, modified, horizon, time.monotonic())
 
 
 def refresh(old: Snapshot) -> Snapshot:
@@ -123,32 +127,32 @@ def refresh(old: Snapshot) -> Snapshot:
         old.horizon = horizon  # nothing to tell: look back from now on next time
         return old
     fresh = {
-        pk: (last_updated, text, modified_at)
-        for pk, last_updated, text, modified_at in Location.objects.shared()
+        pk: (_micros(last_updated), text, (cc, pid), modified_at)
+        for pk, last_updated, text, cc, pid, modified_at in Location.objects.shared()
         .filter(pk__in=changed)
-        .values_list("id", "last_updated", "ocpi_json", "modified_at")
+        .values_list(*COLUMNS)
         if text
     }
     dropped |= {pk for pk in changed if pk not in fresh}  # unshared or unrendered meanwhile
     ids, stamps, texts = list(old.ids), list(old.stamps), list(old.texts)
-    modified = dict(old.modified)
+    parties, modified = list(old.parties), dict(old.modified)
     new = sorted(pk for pk in fresh if pk not in modified)
-    for pk, (last_updated, text, modified_at) in fresh.items():
+    for pk, (stamp, text, party, modified_at) in fresh.items():
         if pk in modified:
             index = bisect.bisect_left(ids, pk)
-            stamps[index], texts[index] = _micros(last_updated), text
+            stamps[index], texts[index], parties[index] = stamp, text, party
         modified[pk] = modified_at
     if dropped or new:
-        keep = [i for i, pk in enumerate(ids) if pk not in dropped]
-        rows = [(ids[i], stamps[i], texts[i]) for i in keep]
-        rows += [(pk, _micros(fresh[pk][0]), fresh[pk][1]) for pk in new]
-        rows.sort()
+        rows = [r for r in zip(ids, stamps, texts, parties, strict=True) if r[0] not in dropped]
+        rows += [(pk, fresh[pk][0], fresh[pk][1], fresh[pk][2]) for pk in new]
+        rows.sort(key=lambda r: r[0])
         ids = [r[0] for r in rows]
         stamps = [r[1] for r in rows]
         texts = [r[2] for r in rows]
+        parties = [r[3] for r in rows]
         for pk in dropped:
             modified.pop(pk, None)
-    return Snapshot(ids, stamps, texts, modified, horizon, old.loaded_at)
+    return Snapshot(ids, stamps, texts, parties, modified, horizon, old.loaded_at)
 
 
 class Listing:
@@ -188,12 +192,13 @@ class Listing:
 _listing = Listing()
 
 
-def page(request: PageRequest) -> tuple[int, list[str]]:
-    """The total and the page's rendered JSON: from this process's copy, or the database."""
+def page(request: PageRequest, party: Party | None = None) -> tuple[int, list[str]]:
+    """The total and the page's rendered JSON (of ``party``'s locations only, when given, as
+    (country_code, party_id) upper case): from this process's copy, or the database."""
     interval = float(settings.OCPI_LIST_CACHE_SECONDS)
     if interval <= 0:
-        return services.list_page(request)
-    return _listing.current(interval).rows(request)
+        return services.list_page(request, party)
+    return _listing.current(interval).rows(request, party)
 
 
 def forget() -> None:

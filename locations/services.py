@@ -74,12 +74,15 @@ def document(location: Location) -> dict[str, Any]:
     return data
 
 
-def list_page(page: PageRequest) -> tuple[int, list[str]]:
-    """Our shared locations in creation order: the total and the page's rendered JSON.
+def list_page(page: PageRequest, party: tuple[str, str] | None = None) -> tuple[int, list[str]]:
+    """Our shared locations in creation order (only ``party``'s, (country_code, party_id) upper
+    case, when given): the total and the page's rendered JSON.
 
     Two queries whatever the page size; the page is assembled from stored text.
     """
     qs = Location.objects.shared()
+    if party is not None:
+        qs = qs.filter(cc_upper=party[0], pid_upper=party[1])
     if page.date_from is not None:
         qs = qs.filter(last_updated__gte=page.date_from)
     if page.date_to is not None:

@@ -41,7 +41,8 @@ class SenderListView(APIView):
 
     def get(self, request: Request) -> HttpResponse:
         page = page_request(request)
-        total, rows = listing.page(page)
+        to = _addressed_party(request)  # a platform hosting several parties lists one
+        total, rows = listing.page(page, (to.country_code, to.party_id) if to else None)
         headers = {**page_headers(request, page, total=total), **_routing(request)}
         return raw_data_response("[" + ",".join(rows) + "]", headers=headers)
 

@@ -142,3 +142,25 @@ def test_a_page_from_the_copy_costs_no_query_beyond_the_token(
         reply = api.get(f"{SENDER}?limit=50", token=emsp.inbound_token)
 
     assert len(reply.data) == count
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "database"])
+def test_a_platform_with_several_cpo_parties_lists_the_addressed_one(api, emsp, settings, copy):
+    settings.OCPI_PARTIES = "NL:ABC:CPO,NL:XYZ:CPO,NL:ABC:EMSP"
+    settings.OCPI_LIST_CACHE_SECONDS = 60 if copy else 0
+    put("ABC1")
+    put("ABC2")
+    data = {**own_location("XYZ1"), "party_id": "XYZ"}
+    services.put(ObjectPath("NL", "XYZ", "XYZ1"), data, owner=None)
+
+    def listed(**to: str) -> list[str]:
+        headers = {f"OCPI-to-{k.replace('_', '-')}": v for k, v in to.items()}
+        reply = api.get(SENDER, token=emsp.inbound_token, headers=headers)
+        assert reply.code == 1000, reply.body
+        assert reply.headers["X-Total-Count"] == str(len(reply.data))
+        return [item["id"] for item in reply.data]
+
+    assert listed() == ["ABC1", "ABC2", "XYZ1"]
+    assert listed(country_code="NL", party_id="xyz") == ["XYZ1"]
+    assert listed(country_code="NL", party_id="ABC") == ["ABC1", "ABC2"]
+    assert listed(country_code="DE", party_id="ABC") == []
