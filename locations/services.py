@@ -508,6 +508,8 @@ def _patch_evse(
     update = [a for n, a in EVSE_FIELDS if n in names and n != "coordinates"]
     update += ["latitude", "longitude"] if "coordinates" in names else []
     evse.save(update_fields=[*update, "last_updated", "fields_updated"])
+    changed = render_fields(evse, EVSE_FIELDS, [*names, "last_updated"])
+    doc: dict[str, Any] | None = None  # the stored document, when edited in place
     connectors = data.get("connectors") or []
     if connectors:
         for item in connectors:
@@ -525,15 +527,17 @@ def _patch_evse(
         entry = select(doc, path)
         if entry is None:
             _touch(location, stamp)
+            doc = None
         else:
-            changed = render_fields(evse, EVSE_FIELDS, [*names, "last_updated"])
             _merge_in_order(entry, changed, EVSE_ORDER)
             _store_document(location, doc, stamp)
-    if owner is None and connectors:
-        push.object_put(location, document(location), path)
-    elif owner is None:
-        body = render_fields(evse, EVSE_FIELDS, [*names, "last_updated"])
-        push.object_patch(location, document(location), path, body)
+    if owner is not None:
+        return Outcome(False, False, location)
+    current = document(location) if doc is None else doc
+    if connectors:
+        push.object_put(location, current, path)
+    else:
+        push.object_patch(location, current, path, changed)
     return Outcome(False, False, location)
 
 
@@ -556,6 +560,7 @@ def _patch_connector(
     doc = document(location)
     evse_entry = select(doc, path.up())
     entry = select(doc, path)
+    edited = evse_entry is not None and entry is not None  # else rendered again below
     if evse_entry is None or entry is None:
         _touch(location, stamp)
     else:
@@ -566,7 +571,7 @@ def _patch_connector(
         _store_document(location, doc, stamp)
     if owner is None:
         body = render_fields(connector, CONNECTOR_FIELDS, [*names, "last_updated"])
-        push.object_patch(location, document(location), path, body)
+        push.object_patch(location, doc if edited else document(location), path, body)
     return Outcome(False, False, location)
 
 
