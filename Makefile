@@ -61,7 +61,7 @@ worker: venv
 
 ## beat       only Celery beat
 beat: venv
-	$(BIN)/celery -A ocpi_platform beat --loglevel INFO --schedule $${OCPI_DATA_DIR:-var}/celerybeat-schedule
+	$(BIN)/celery -A ocpi_platform beat --loglevel INFO
 
 ## bench      benchmark the locations list and status PATCHes under gunicorn (BENCH_ARGS="--keep-db")
 bench: install services

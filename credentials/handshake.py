@@ -32,7 +32,7 @@ from ocpi_platform.ocpi.principal import PartnerPrincipal, TokenEncoding, TokenK
 from ocpi_platform.ocpi.registry import VERSION, versions_url
 from ocpi_platform.ocpi.types import Role, now_utc, validate_credentials_token, validate_url
 
-from . import signals, tokens
+from . import liveness, signals, tokens
 from .discovery import Discovery, discover
 from .models import (
     ConnectionStatus,
@@ -242,9 +242,10 @@ def _mark_registered(partner: Partner, offer: Offer, encoding: TokenEncoding) ->
     partner.state = PartnerState.REGISTERED
     partner.failure_reason = ""
     partner.registered_at = now
-    partner.status = ConnectionStatus.CONNECTED
     partner.last_connection = now
+    partner.ping_failures = 0
     partner.save()
+    liveness.change_status(partner, ConnectionStatus.CONNECTED, "registered", at=now)
     transaction.on_commit(
         partial(signals.partner_registered.send, sender=Partner, partner_id=partner.pk)
     )
@@ -269,11 +270,12 @@ def _client(partner: Partner, token: str | None = None) -> OcpiClient:
 def unregister_locally(partner: Partner, reason: str) -> None:
     """Stop all traffic: revoke every inbound token, forget ours, free the parties."""
     roles = describe_parties(locked_parties(partner))
+    # While its parties are still known: the ClientInfo pushes name them.
+    liveness.change_status(partner, ConnectionStatus.OFFLINE, f"unregistered: {reason}")
     tokens.revoke(partner.inbound_tokens.all())
     tokens.set_outbound_token(partner, None)
     partner.roles.all().delete()
     partner.state = PartnerState.UNREGISTERED
-    partner.status = ConnectionStatus.OFFLINE
     partner.save()
     record(partner, "unregistered", f"{reason} (parties were: {roles})")
 
@@ -409,7 +411,8 @@ def _new_connection(
     tokens.revoke(partner.inbound_tokens.all())
     partner.initiated_by = initiated_by
     partner.state = state
-    partner.status = ConnectionStatus.PLANNED
+    what = "invited" if state == PartnerState.INVITED else "registering"
+    liveness.change_status(partner, ConnectionStatus.PLANNED, f"{what}: a new connection")
     partner.failure_reason = ""
     partner.token_encoding = TokenEncoding.BASE64
     tokens.set_outbound_token(partner, outbound)

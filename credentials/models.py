@@ -45,6 +45,10 @@ class PartnerQuerySet(models.QuerySet["Partner"]):
     def registered(self) -> PartnerQuerySet:
         return self.filter(state=PartnerState.REGISTERED)
 
+    def reachable(self) -> PartnerQuerySet:
+        """Registered and CONNECTED: the partners we send to (not OFFLINE, not SUSPENDED)."""
+        return self.registered().filter(status=ConnectionStatus.CONNECTED)
+
 
 class Partner(models.Model):
     name = models.CharField(
@@ -80,8 +84,18 @@ class Partner(models.Model):
         help_text="HubClientInfo status of this connection.",
     )
     last_connection = models.DateTimeField(
-        null=True, blank=True, help_text="Last time the partner was seen (HubClientInfo)."
+        null=True,
+        blank=True,
+        help_text="Last time the partner was seen: a request from it or a successful call to it.",
     )
+    status_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the status last changed (ClientInfo last_updated)."
+    )
+    ping_failures = models.PositiveIntegerField(
+        default=0, help_text="Consecutive failed pings (GET on the partner's versions endpoint)."
+    )
+    last_ping_at = models.DateTimeField(null=True, blank=True)
+    last_ping_error = models.TextField(blank=True, help_text="Why the last ping failed.")
     registered_at = models.DateTimeField(null=True, blank=True)
     busy_since = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="A handshake operation is running."
@@ -100,6 +114,10 @@ class Partner(models.Model):
     @property
     def is_registered(self) -> bool:
         return self.state == PartnerState.REGISTERED
+
+    @property
+    def is_reachable(self) -> bool:
+        return self.is_registered and self.status == ConnectionStatus.CONNECTED
 
     @property
     def identity_locked(self) -> bool:
@@ -200,6 +218,51 @@ class PartnerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message[:60]}"
+
+
+class StatusChange(models.Model):
+    """One change of a partner's HubClientInfo status, with its reason (shown in the admin)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="status_changes")
+    created_at = models.DateTimeField(default=now_utc, db_index=True)
+    old_status = models.CharField(max_length=10, choices=ConnectionStatus.choices)
+    new_status = models.CharField(max_length=10, choices=ConnectionStatus.choices)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.old_status} -> {self.new_status}: {self.reason[:60]}"
+
+
+class HubParty(models.Model):
+    """A party behind a hub partner, as the hub's ClientInfo pushes describe it.
+
+    A hub lists only itself in its credentials; the parties it connects us to, and whether they
+    are reachable, arrive through the hubclientinfo module. Keyed like the spec's ClientInfo:
+    country_code, party_id and role (one party id may serve several roles).
+    """
+
+    hub = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="hub_parties")
+    country_code = models.CharField(max_length=2, help_text="Upper case.")
+    party_id = models.CharField(max_length=3, help_text="Upper case.")
+    role = models.CharField(max_length=5, choices=[(r.value, r.value) for r in Role])
+    status = models.CharField(max_length=10, choices=ConnectionStatus.choices)
+    last_updated = models.DateTimeField(help_text="last_updated of the hub's ClientInfo.")
+    received_at = models.DateTimeField(default=now_utc)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hub", "country_code", "party_id", "role"], name="unique_hub_party"
+            )
+        ]
+        ordering = ["country_code", "party_id", "role"]
+        verbose_name_plural = "hub parties"
+
+    def __str__(self) -> str:
+        return f"{self.country_code}/{self.party_id} {self.role} ({self.status})"
 
 
 class JobKind(models.TextChoices):

@@ -6,3 +6,8 @@ from django.dispatch import Signal
 
 # Sent after the transaction that registered a partner committed; kwargs: partner_id.
 partner_registered = Signal()
+
+# Sent inside the transaction that changed a partner's HubClientInfo status, so that receivers
+# write their outbox rows with the change (use transaction.on_commit for anything else);
+# kwargs: partner (the locked Partner, already saved), old and new (ConnectionStatus values).
+partner_status_changed = Signal()

@@ -23,7 +23,7 @@ from ocpi_platform.ocpi.parties import Party
 from ocpi_platform.ocpi.principal import PartnerPrincipal, TokenEncoding, TokenKind
 from ocpi_platform.ocpi.types import Role, now_utc
 
-from .models import InboundToken, Partner, PartnerState
+from .models import ConnectionStatus, InboundToken, Partner, PartnerState
 
 PREFIX_LENGTH = 8
 HINT_LENGTH = 4
@@ -139,6 +139,7 @@ def resolve_principal(
         key = (digest(value), encoding)
         cached = _cached(key)
         if cached is not None:
+            _seen(cached)
             return cached, value
         row = find_active(value)
         if row is None:
@@ -159,12 +160,21 @@ def resolve_principal(
             token_kind=TokenKind(row.kind),
             encoding=encoding,
             registered=partner.state == PartnerState.REGISTERED,
-            suspended=False,
+            suspended=partner.status == ConnectionStatus.SUSPENDED,
             parties=parties,
         )
         _remember(key, principal, row)
+        _seen(principal)
         return principal, value
     return None
+
+
+def _seen(principal: PartnerPrincipal) -> None:
+    """Every authenticated request of a registered partner marks it seen (throttled)."""
+    if principal.registered and principal.token_kind == TokenKind.REGULAR:
+        from .liveness import mark_seen  # liveness calls partners with our tokens: imports us
+
+        mark_seen(principal.partner_id)
 
 
 def revoke(tokens: QuerySet[InboundToken]) -> int:

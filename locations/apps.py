@@ -24,7 +24,7 @@ class LocationsConfig(AppConfig):
     verbose_name = "OCPI locations"
 
     def ready(self) -> None:
-        from credentials.signals import partner_registered
+        from credentials.signals import partner_registered, partner_status_changed
         from ocpi_platform.ocpi import registry
         from ocpi_platform.ocpi.types import InterfaceRole
         from outbox import services as outbox
@@ -42,4 +42,5 @@ class LocationsConfig(AppConfig):
             )
         )
         partner_registered.connect(tasks.on_partner_registered, dispatch_uid="locations")
+        partner_status_changed.connect(tasks.on_status_changed, dispatch_uid="locations")
         outbox.current_state[push.MODULE] = push.current_body

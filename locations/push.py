@@ -27,8 +27,9 @@ RECEIVING_ROLES = tuple(Role(r) for r in RECEIVING)
 
 
 def targets(partner_ids: list[int] | None = None) -> list[Target]:
-    """Registered partners with a locations RECEIVER endpoint, with the party that receives."""
-    partners = Partner.objects.registered().filter(
+    """Reachable partners (registered, CONNECTED) with a locations RECEIVER endpoint, with the
+    party that receives."""
+    partners = Partner.objects.reachable().filter(
         endpoints__identifier=MODULE, endpoints__role=InterfaceRole.RECEIVER
     )
     if partner_ids is not None:

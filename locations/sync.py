@@ -21,13 +21,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from credentials import tokens
-from credentials.models import Partner, PartnerState
-from ocpi_platform.ocpi.client import OcpiClient, PartnerError
+from credentials import liveness
+from credentials.models import ConnectionStatus, Partner, PartnerState
+from ocpi_platform.ocpi.client import PartnerError
 from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.parties import our_parties
-from ocpi_platform.ocpi.principal import TokenEncoding
 from ocpi_platform.ocpi.types import InterfaceRole, Role, format_datetime, now_utc
 
 from . import services
@@ -55,7 +54,12 @@ def sender_url(partner: Partner) -> str | None:
 
 
 def can_pull(partner_id: int) -> bool:
-    partner = Partner.objects.registered().filter(pk=partner_id).first()
+    partner = (
+        Partner.objects.registered()
+        .exclude(status=ConnectionStatus.SUSPENDED)
+        .filter(pk=partner_id)
+        .first()
+    )
     receiving = any(p.role in RECEIVING_ROLES for p in our_parties())
     return bool(partner and receiving and sender_url(partner))
 
@@ -69,6 +73,8 @@ def cannot_pull(partner: Partner) -> str | None:
         return "a pull is running already" if running else None
     if partner.state != PartnerState.REGISTERED:
         return f"it is not registered ({partner.get_state_display().lower()})"
+    if partner.status == ConnectionStatus.SUSPENDED:
+        return "it is suspended"
     if not any(p.role in RECEIVING_ROLES for p in our_parties()):
         return "none of our parties (OCPI_PARTIES) receives locations"
     return "it offers no locations SENDER endpoint"
@@ -139,6 +145,8 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
     partner = Partner.objects.prefetch_related("roles").filter(pk=partner_id).first()
     if partner is None or partner.state != PartnerState.REGISTERED:
         raise _unavailable(partner_id, "The partner is not registered.")
+    if partner.status == ConnectionStatus.SUSPENDED:
+        raise _unavailable(partner_id, "The partner is suspended: no traffic until it is resumed.")
     if not any(p.role in RECEIVING_ROLES for p in our_parties()):
         raise _unavailable(partner_id, "None of our parties (OCPI_PARTIES) receives locations.")
     url = sender_url(partner)
@@ -154,9 +162,7 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
     problems: list[str] = []
     listed: set[tuple[str, str, str]] = set()  # the keys the partner sent (full sync)
     try:
-        token = tokens.outbound_token(partner)
-        encoding = TokenEncoding(partner.token_encoding)
-        with OcpiClient(token, encoding=encoding, routing=_routing(partner)) as client:
+        with liveness.client_for(partner, routing=_routing(partner)) as client:
             for reply in client.iter_pages(url, params=params):
                 _store_page(partner, sync, reply.data, problems, listed)
                 sync.pages += 1

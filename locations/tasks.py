@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from celery import shared_task
+from django.db import transaction
 
 from . import push, sync
 
@@ -25,6 +27,12 @@ def pull_locations(*, partner_id: int, full: bool = False) -> str:
 def push_all_locations(*, partner_id: int) -> int:
     """Queue a PUT of each of our shared locations for the partner (outbox folds duplicates)."""
     return push.full_resend([partner_id])
+
+
+def on_status_changed(sender: Any, *, partner: Any, old: str, new: str, **kwargs: Any) -> None:
+    """Back from OFFLINE or SUSPENDED: send it the current state of our locations, once."""
+    if new == "CONNECTED" and old in ("OFFLINE", "SUSPENDED") and push.targets([partner.pk]):
+        transaction.on_commit(partial(push_all_locations.delay, partner_id=partner.pk), robust=True)
 
 
 def on_partner_registered(sender: Any, *, partner_id: int, **kwargs: Any) -> None:

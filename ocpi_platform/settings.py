@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_celery_beat",
     "ocpi_platform.apps.OcpiPlatformConfig",
     "credentials",
     "hubclientinfo",
@@ -157,7 +158,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "options": {"expires": 25},
     },
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Beat keeps its schedule in the database (django-celery-beat): operators see and change it in
+# the admin. The entries above are written there each time beat starts.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- OCPI ---------------------------------------------------------------------------------
 # Base URL under which partners reach this platform (no trailing slash needed).
@@ -191,6 +196,27 @@ OCPI_AUTH_CACHE_SECONDS = env.float("OCPI_AUTH_CACHE_SECONDS", default=2.0)
 OCPI_OUTBOX_BACKOFF = tuple(
     env.list("OCPI_OUTBOX_BACKOFF", cast=float, default=[5, 15, 30, 60, 120, 300, 600, 900])
 )
+# --- Liveness (HubClientInfo status of partners) ---
+# Beat runs the ping every OCPI_PING_INTERVAL_SECONDS; a partner not seen (no request from it, no
+# successful call to it) for OCPI_PING_IDLE_SECONDS gets a GET on its versions endpoint;
+# OCPI_PING_FAILURES consecutive failures make it OFFLINE, the first success CONNECTED again.
+OCPI_PING_INTERVAL_SECONDS = env.float("OCPI_PING_INTERVAL_SECONDS", default=60.0)
+OCPI_PING_IDLE_SECONDS = env.float("OCPI_PING_IDLE_SECONDS", default=300.0)
+OCPI_PING_FAILURES = env.int("OCPI_PING_FAILURES", default=3)
+OCPI_PING_TIMEOUT_SECONDS = env.float("OCPI_PING_TIMEOUT_SECONDS", default=10.0)
+# A web process writes "seen" (last_connection) at most once per partner in this many seconds.
+OCPI_SEEN_THROTTLE_SECONDS = env.float("OCPI_SEEN_THROTTLE_SECONDS", default=30.0)
+# Where the locks of periodic work live (one ping run at a time): a Redis URL, by default the
+# broker's when it is Redis; empty: a file lock in OCPI_DATA_DIR (one machine, embedded setup).
+OCPI_LOCK_URL = env.str(
+    "OCPI_LOCK_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis", "rediss")) else "",
+)
+CELERY_BEAT_SCHEDULE["partner-ping"] = {
+    "task": "credentials.tasks.ping_idle_partners",
+    "schedule": OCPI_PING_INTERVAL_SECONDS,
+    "options": {"expires": max(OCPI_PING_INTERVAL_SECONDS * 0.9, 1.0)},
+}
 # Who resolves the Authorization header to a partner (the core knows no app).
 OCPI_TOKEN_RESOLVER = "credentials.tokens.resolve_principal"  # noqa: S105
 

@@ -7,6 +7,7 @@ from django.urls import include, path
 ocpi_patterns = [
     path("", include("credentials.urls")),
     path("2.2.1/", include("locations.urls")),
+    path("2.2.1/", include("hubclientinfo.urls")),
 ]
 
 urlpatterns = [

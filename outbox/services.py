@@ -9,7 +9,9 @@ Rules (see the README, "Push and the outbox"):
   429, 401 while a partner is rotating) stops the drain and schedules the row again with backoff;
   the rows behind it wait. A permanent failure (the partner refused the message) is kept as
   FAILED for the operator, who can retry it from the admin; the drain goes on.
-- Nothing goes to a partner that is not registered: its open rows are cancelled, with the reason.
+- Nothing goes to a partner that is not registered, OFFLINE or SUSPENDED: its open rows are
+  cancelled, with the reason. When it is back, the modules resend the current state in full
+  (``partner_status_changed``), rather than every change it missed.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from credentials import tokens
-from credentials.models import Partner, PartnerState
+from credentials import liveness
+from credentials.models import ConnectionStatus, Partner, PartnerState
 from ocpi_platform.ocpi.client import OcpiClient, PartnerError
 from ocpi_platform.ocpi.headers import RoutingHeaders, correlation, current_correlation_id
 from ocpi_platform.ocpi.parties import Party
-from ocpi_platform.ocpi.principal import TokenEncoding
 from ocpi_platform.ocpi.types import InterfaceRole, join_url, now_utc
 
 from .models import Delivery, DeliveryState, OutboxLease
@@ -202,8 +203,10 @@ def drain(partner_id: int) -> int:
         if partner.state != PartnerState.REGISTERED:
             cancel_open(partner, f"not sent: the partner is {partner.get_state_display().lower()}")
             return 0
-        token = tokens.outbound_token(partner)
-        with OcpiClient(token, encoding=TokenEncoding(partner.token_encoding)) as client:
+        if partner.status != ConnectionStatus.CONNECTED:
+            cancel_open(partner, not_connected(partner.status))
+            return 0
+        with liveness.client_for(partner) as client:
             while True:
                 row = Delivery.objects.open().filter(partner_id=partner_id).order_by("id").first()
                 if row is None:
@@ -290,6 +293,16 @@ def _finish(row: Delivery, state: str, error: str) -> None:
         sent_at=row.sent_at,
         updated_at=now_utc(),
     )
+
+
+def not_connected(status: str) -> str:
+    return f"not sent: the partner is {status}; its current state is sent in full when it is back"
+
+
+def on_status_changed(sender: Any, *, partner: Partner, old: str, new: str, **kwargs: Any) -> None:
+    """A partner that goes OFFLINE or SUSPENDED gets nothing more until it is back."""
+    if new in (ConnectionStatus.OFFLINE, ConnectionStatus.SUSPENDED):
+        cancel_open(partner, not_connected(new))
 
 
 def cancel_open(partner: Partner, reason: str) -> int:

@@ -164,8 +164,7 @@ trap 'stop_all' EXIT
 start web .venv/bin/gunicorn ocpi_platform.wsgi --bind "127.0.0.1:$PORT" \
     --workers 2 --threads 4 --access-logfile - --control-socket "$OCPI_DATA_DIR/gunicorn.ctl"
 start worker .venv/bin/celery -A ocpi_platform worker --loglevel INFO --concurrency 2
-start beat .venv/bin/celery -A ocpi_platform beat --loglevel INFO \
-    --schedule "$OCPI_DATA_DIR/celerybeat-schedule"
+start beat .venv/bin/celery -A ocpi_platform beat --loglevel INFO
 
 status=0
 wait -n || status=$?

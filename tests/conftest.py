@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from credentials import tokens
+from credentials import liveness, tokens
 from credentials.models import (
     ConnectionStatus,
     Initiative,
@@ -54,6 +54,14 @@ class Reply:
     @property
     def message(self) -> str:
         return self.body.get("status_message", "")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seen() -> Iterator[None]:
+    """Each test starts with no "seen" write remembered by the throttle."""
+    liveness.forget_seen()
+    yield
+    liveness.forget_seen()
 
 
 class OcpiApi:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -115,8 +115,11 @@ class OcpiClient:
         read_timeout: float | None = None,
         routing: RoutingHeaders | None = None,
         encoding_fallback: bool = True,
+        on_reply: Callable[[OcpiReply], None] | None = None,
     ) -> None:
         self._token = token
+        # Called with every successful reply (the partner is alive: callers mark it seen).
+        self.on_reply = on_reply
         self.encoding = encoding
         self.encoding_fallback = encoding_fallback
         self.routing = routing
@@ -201,6 +204,8 @@ class OcpiClient:
                 response = retry
         reply = self._interpret(method, url, response)
         logger.info("OCPI %s %s -> HTTP %s, %s", method, url, reply.http_status, reply.status_code)
+        if self.on_reply is not None:
+            self.on_reply(reply)
         return reply
 
     def _interpret(self, method: str, url: str, response: httpx.Response) -> OcpiReply:

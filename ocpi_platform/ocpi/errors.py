@@ -67,6 +67,14 @@ class Unauthorized(OcpiError):
     default_message = "Missing or unknown credentials token."
 
 
+class Forbidden(OcpiError):
+    """A valid token, but this partner may not use the endpoint (e.g. a non-hub on a hub's)."""
+
+    http_status = 403
+    ocpi_status = OcpiStatus.CLIENT_ERROR
+    default_message = "Not allowed for this partner."
+
+
 class MethodNotAllowed(OcpiError):
     http_status = 405
     ocpi_status = OcpiStatus.CLIENT_ERROR

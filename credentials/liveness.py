@@ -1,0 +1,287 @@
+"""Liveness of partners: the HubClientInfo ``status`` and ``last_connection`` of each Partner.
+
+The status machine (every change goes through ``change_status``, recorded with its reason):
+
+* PLANNED while a partner is invited or registering; CONNECTED once registered.
+* CONNECTED -> OFFLINE after OCPI_PING_FAILURES consecutive failed pings.
+* OFFLINE -> CONNECTED on the first sign of life: a ping answered, a successful call to the
+  partner, or an authenticated request from it.
+* any -> SUSPENDED by an operator; SUSPENDED -> CONNECTED only when an operator resumes it.
+  Nothing is sent to a SUSPENDED partner and it is not pinged; its own requests are still
+  served (nothing a partner sends is lost).
+* unregistering -> OFFLINE.
+
+"Seen" (``mark_seen``) is throttled per process: one database write per partner and
+OCPI_SEEN_THROTTLE_SECONDS, whatever the request rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from ocpi_platform.locks import single_run
+from ocpi_platform.ocpi.client import OcpiClient, OcpiReply, PartnerError, PartnerProtocolError
+from ocpi_platform.ocpi.principal import TokenEncoding
+from ocpi_platform.ocpi.types import format_datetime, now_utc
+
+from . import signals, tokens
+from .models import ConnectionStatus, Partner, PartnerState, StatusChange
+
+logger = logging.getLogger(__name__)
+
+PING_LOCK = "partner-ping"
+CALLED_US = "the partner called us"
+ANSWERED = "a call to the partner succeeded"
+PING_ANSWERED = "the partner answered the ping"
+# Statuses that a sign of life turns into CONNECTED (SUSPENDED waits for an operator).
+RECOVERABLE = (ConnectionStatus.OFFLINE, ConnectionStatus.PLANNED)
+
+
+# --- the status machine -------------------------------------------------------------------------
+
+
+def change_status(
+    partner: Partner, new: ConnectionStatus, reason: str, *, at: datetime | None = None
+) -> bool:
+    """Set the status of ``partner``, which the caller locked (select_for_update, in a
+    transaction); record the change and tell the other modules. False when it is unchanged."""
+    old = ConnectionStatus(partner.status)
+    if old == new:
+        return False
+    moment = at or now_utc()
+    partner.status = new
+    partner.status_since = moment
+    partner.save(update_fields=["status", "status_since", "updated_at"])
+    StatusChange.objects.create(
+        partner=partner, created_at=moment, old_status=old, new_status=new, reason=reason[:2000]
+    )
+    logger.info("Partner %s: %s -> %s (%s)", partner, old, new, reason)
+    signals.partner_status_changed.send(sender=Partner, partner=partner, old=old, new=new)
+    return True
+
+
+def set_status(partner_id: int, new: ConnectionStatus, reason: str) -> bool:
+    """Lock the partner and change its status (operators' suspend and resume)."""
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner_id)
+        return change_status(partner, new, reason)
+
+
+def suspend(partner: Partner, reason: str) -> bool:
+    return set_status(partner.pk, ConnectionStatus.SUSPENDED, reason)
+
+
+def resume(partner: Partner, reason: str) -> bool:
+    """Back to CONNECTED (its data is resent in full); a partner that is not registered goes back
+    to OFFLINE or PLANNED, as its state says."""
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        if partner.status != ConnectionStatus.SUSPENDED:
+            return False
+        if partner.state == PartnerState.REGISTERED:
+            new = ConnectionStatus.CONNECTED
+        elif partner.state == PartnerState.UNREGISTERED:
+            new = ConnectionStatus.OFFLINE
+        else:
+            new = ConnectionStatus.PLANNED
+        return change_status(partner, new, reason)
+
+
+# --- seen ----------------------------------------------------------------------------------------
+
+_written: dict[int, float] = {}  # partner id -> monotonic time this process last wrote "seen"
+_written_lock = threading.Lock()
+_WRITTEN_MAX = 10_000
+
+
+def forget_seen() -> None:
+    """Forget what this process wrote (tests; the next ``mark_seen`` writes again)."""
+    with _written_lock:
+        _written.clear()
+
+
+def _due(partner_id: int) -> bool:
+    """Whether this process should write "seen" for the partner now (and note that it does)."""
+    throttle = float(settings.OCPI_SEEN_THROTTLE_SECONDS)
+    now = time.monotonic()
+    with _written_lock:
+        last = _written.get(partner_id)
+        if last is not None and now - last < throttle:
+            return False
+        if len(_written) >= _WRITTEN_MAX:
+            _written.clear()
+        _written[partner_id] = now
+    return True
+
+
+def mark_seen(partner_id: int, how: str = CALLED_US) -> None:
+    """The partner is alive. At most one write per partner per throttle period and process."""
+    if not _due(partner_id):
+        return
+    now = now_utc()
+    connected = Partner.objects.filter(pk=partner_id, status=ConnectionStatus.CONNECTED)
+    if connected.update(last_connection=now, ping_failures=0):
+        return
+    with transaction.atomic():
+        partner = (
+            Partner.objects.select_for_update()
+            .filter(pk=partner_id, state=PartnerState.REGISTERED)
+            .first()
+        )
+        if partner is None:
+            return
+        partner.last_connection = now
+        partner.ping_failures = 0
+        partner.save(update_fields=["last_connection", "ping_failures", "updated_at"])
+        if partner.status in RECOVERABLE:
+            change_status(partner, ConnectionStatus.CONNECTED, how, at=now)
+
+
+def client_for(partner: Partner, **kwargs: Any) -> OcpiClient:
+    """The outbound client for a registered partner: our token, its encoding, and every
+    successful reply marks the partner seen."""
+
+    def seen(reply: OcpiReply) -> None:
+        mark_seen(partner.pk, ANSWERED)
+
+    return OcpiClient(
+        tokens.outbound_token(partner),
+        encoding=TokenEncoding(partner.token_encoding),
+        on_reply=seen,
+        **kwargs,
+    )
+
+
+# --- ping ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PingResult:
+    partner: str
+    ok: bool
+    status: str  # the status after the ping
+    changed: bool  # the ping changed the status
+    failures: int  # consecutive failures after the ping
+    reason: str  # why it failed ("" when it succeeded)
+    millis: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ping(partner: Partner) -> PingResult:
+    """GET the partner's versions endpoint with our token and record the outcome."""
+    started = time.monotonic()
+    reason = ""
+    try:
+        if not partner.versions_url:
+            raise PartnerProtocolError("The partner has no versions URL.")
+        with OcpiClient(
+            tokens.outbound_token(partner),
+            encoding=TokenEncoding(partner.token_encoding),
+            read_timeout=settings.OCPI_PING_TIMEOUT_SECONDS,
+            encoding_fallback=False,
+        ) as client:
+            reply = client.get(partner.versions_url)
+        if not isinstance(reply.data, list):
+            raise PartnerProtocolError(
+                f"GET {partner.versions_url} answered without a list of versions "
+                f"(data is {type(reply.data).__name__})."
+            )
+    except PartnerError as exc:
+        reason = exc.message
+    millis = round((time.monotonic() - started) * 1000)
+    return _record_ping(partner.pk, reason, millis)
+
+
+def _record_ping(partner_id: int, reason: str, millis: int) -> PingResult:
+    now = now_utc()
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner_id)
+        partner.last_ping_at = now
+        changed = False
+        if reason:
+            partner.ping_failures += 1
+            partner.last_ping_error = reason[:2000]
+            limit = max(int(settings.OCPI_PING_FAILURES), 1)
+            if partner.status == ConnectionStatus.CONNECTED and partner.ping_failures >= limit:
+                since = (
+                    f"; last seen {format_datetime(partner.last_connection)}"
+                    if partner.last_connection
+                    else ""
+                )
+                changed = change_status(
+                    partner,
+                    ConnectionStatus.OFFLINE,
+                    f"{partner.ping_failures} consecutive pings failed{since}. Last: {reason}",
+                    at=now,
+                )
+        else:
+            partner.ping_failures = 0
+            partner.last_ping_error = ""
+            partner.last_connection = now
+            if partner.status in RECOVERABLE and partner.state == PartnerState.REGISTERED:
+                changed = change_status(partner, ConnectionStatus.CONNECTED, PING_ANSWERED, at=now)
+        partner.save(
+            update_fields=[
+                "last_ping_at",
+                "ping_failures",
+                "last_ping_error",
+                "last_connection",
+                "updated_at",
+            ]
+        )
+    if not reason:
+        _due(partner_id)  # this process just wrote "seen"
+    return PingResult(
+        partner=partner.name,
+        ok=not reason,
+        status=partner.status,
+        changed=changed,
+        failures=partner.ping_failures,
+        reason=reason,
+        millis=millis,
+    )
+
+
+def pingable() -> Any:
+    """Partners a ping may reach: registered and not SUSPENDED."""
+    return Partner.objects.registered().exclude(status=ConnectionStatus.SUSPENDED)
+
+
+def idle(at: datetime | None = None) -> Any:
+    """Pingable partners not seen for OCPI_PING_IDLE_SECONDS, longest unseen first."""
+    cutoff = (at or now_utc()) - timedelta(seconds=float(settings.OCPI_PING_IDLE_SECONDS))
+    return (
+        pingable()
+        .filter(Q(last_connection__isnull=True) | Q(last_connection__lt=cutoff))
+        .order_by("last_connection", "pk")
+    )
+
+
+def lock_seconds() -> float:
+    """How long a ping run holds its lock without extending it: one ping at most, with margin."""
+    one_ping = 2 * (settings.OCPI_HTTP_CONNECT_TIMEOUT + settings.OCPI_PING_TIMEOUT_SECONDS)
+    return float(max(one_ping + 30, settings.OCPI_PING_INTERVAL_SECONDS))
+
+
+def ping_idle() -> list[PingResult] | None:
+    """Beat: ping every idle partner, one run at a time. None: another run holds the lock."""
+    with single_run(PING_LOCK, ttl=lock_seconds()) as held:
+        if held is None:
+            logger.info("Partner ping skipped: another ping run is in progress.")
+            return None
+        results = []
+        for partner in idle():
+            results.append(ping(partner))
+            held.extend()
+        return results

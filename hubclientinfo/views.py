@@ -1,0 +1,64 @@
+"""HubClientInfo endpoints (spec mod_hub_client_info); the rules live in ``services``.
+
+A configuration module: no routing headers are read or sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ocpi_platform.ocpi.envelope import ocpi_response
+from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
+from ocpi_platform.ocpi.pagination import page_headers, page_request
+from ocpi_platform.ocpi.permissions import principal_of
+
+from . import services
+
+
+def _body(request: Request) -> Any:
+    data = request.data
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]  # a single object wrapped in a list, as some peers send
+    if not isinstance(data, dict) or not data:
+        kind = "no body (or an empty object)" if not data else f"a JSON {type(data).__name__}"
+        raise InvalidParameters(f"Expected one ClientInfo object, got {kind}.")
+    return data
+
+
+class ReceiverView(APIView):
+    """GET and PUT of the ClientInfo of one party behind the calling hub."""
+
+    def get(self, request: Request, country_code: str, party_id: str) -> Response:
+        principal = principal_of(request)
+        services.require_hub(principal)
+        return ocpi_response(services.get(principal.partner_id, country_code, party_id))
+
+    def put(self, request: Request, country_code: str, party_id: str) -> Response:
+        principal = principal_of(request)
+        services.require_hub(principal)
+        outcome = services.put(principal.partner_id, country_code, party_id, _body(request))
+        return ocpi_response(message=outcome.message, http_status=201 if outcome.created else 200)
+
+
+class ReceiverRootView(APIView):
+    """The endpoint itself: ClientInfo objects live under /{country_code}/{party_id}."""
+
+    def get(self, request: Request) -> Response:
+        raise NotFound("Address a ClientInfo as .../hubclientinfo/{country_code}/{party_id}.")
+
+    put = get
+
+
+class SenderListView(APIView):
+    """GET the ClientInfo of our connections (we are the hub), paginated."""
+
+    def get(self, request: Request) -> HttpResponse:
+        principal = principal_of(request)
+        page = page_request(request)
+        total, rows = services.page(page, caller_id=principal.partner_id)
+        return ocpi_response(rows, headers=page_headers(request, page, total=total))
