@@ -36,9 +36,11 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from ocpi_platform.ocpi.registry import versions_url
 from ocpi_platform.ocpi.types import now_utc
 
-from . import handshake
+from . import handshake, liveness
 from .forms import ConnectPartnerForm, InvitePartnerForm
 from .models import (
+    ConnectionStatus,
+    HubParty,
     InboundToken,
     JobKind,
     JobState,
@@ -48,6 +50,7 @@ from .models import (
     PartnerJob,
     PartnerRole,
     PartnerState,
+    StatusChange,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +81,13 @@ STATE_COLOURS = {
     PartnerState.REGISTERING: "#ef6c00",
     PartnerState.FAILED: "#c62828",
     PartnerState.UNREGISTERED: "#757575",
+}
+
+STATUS_COLOURS = {
+    ConnectionStatus.CONNECTED: "#2e7d32",
+    ConnectionStatus.PLANNED: "#1565c0",
+    ConnectionStatus.OFFLINE: "#c62828",
+    ConnectionStatus.SUSPENDED: "#6a1b9a",
 }
 
 JOB_STATE_COLOURS = {
@@ -198,6 +208,26 @@ class JobInline(ReadOnlyInline):
         return _badge(obj.state, obj.get_state_display(), JOB_STATE_COLOURS[JobState(obj.state)])
 
 
+class StatusChangeInline(ReadOnlyInline):
+    model = StatusChange
+    formset = RecentFormSet
+    verbose_name = "status change"
+    verbose_name_plural = f"status changes (newest {RECENT_ROWS})"
+    fields = ("created_at", "old_status", "new_status", "reason")
+    readonly_fields = fields
+
+
+class HubPartyInline(ReadOnlyInline):
+    """Parties behind a hub partner, as its ClientInfo pushes describe them."""
+
+    model = HubParty
+    fk_name = "hub"
+    verbose_name = "party behind this hub"
+    verbose_name_plural = "parties behind this hub (hubclientinfo)"
+    fields = ("country_code", "party_id", "role", "status", "last_updated", "received_at")
+    readonly_fields = fields
+
+
 class EventInline(ReadOnlyInline):
     model = PartnerEvent
     formset = RecentFormSet
@@ -220,7 +250,7 @@ class PartnerAdmin(_PartnerAdminBase):
         "initiated",
         "version",
         "role_list",
-        "status",
+        "status_badge",
         "last_seen",
         "failure",
         "registered_at",
@@ -228,7 +258,15 @@ class PartnerAdmin(_PartnerAdminBase):
     list_filter = ("state", "status", "initiated_by")
     search_fields = ("name", "roles__party_id", "roles__country_code")
     search_help_text = "Name, party id or country code of one of its parties."
-    actions = ("rotate_tokens", "refresh_endpoints", "unregister", "delete_selected")
+    actions = (
+        "ping_now",
+        "suspend",
+        "resume",
+        "rotate_tokens",
+        "refresh_endpoints",
+        "unregister",
+        "delete_selected",
+    )
     # Only the operator's label is editable; everything else is managed by the protocol.
     exclude = ("outbound_token_encrypted",)
     readonly_fields = (
@@ -238,7 +276,11 @@ class PartnerAdmin(_PartnerAdminBase):
         "version",
         "versions_url",
         "status",
+        "status_since",
         "last_connection",
+        "ping_failures",
+        "last_ping_at",
+        "last_ping_error",
         "registered_at",
         "busy_since",
         "outbound_token",
@@ -255,17 +297,36 @@ class PartnerAdmin(_PartnerAdminBase):
                 "fields": (
                     "version",
                     "versions_url",
-                    "status",
-                    "last_connection",
                     "registered_at",
                     "busy_since",
+                )
+            },
+        ),
+        (
+            "Liveness (HubClientInfo)",
+            {
+                "fields": (
+                    "status",
+                    "status_since",
+                    "last_connection",
+                    "ping_failures",
+                    "last_ping_at",
+                    "last_ping_error",
                 )
             },
         ),
         ("Token we use to call the partner", {"fields": ("outbound_token", "token_encoding")}),
         ("Records", {"fields": ("history_links", "created_at", "updated_at")}),
     )
-    inlines = (RoleInline, EndpointInline, InboundTokenInline, JobInline, EventInline)
+    inlines = (
+        RoleInline,
+        EndpointInline,
+        StatusChangeInline,
+        HubPartyInline,
+        InboundTokenInline,
+        JobInline,
+        EventInline,
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
         return super().get_queryset(request).prefetch_related("roles")
@@ -307,7 +368,16 @@ class PartnerAdmin(_PartnerAdminBase):
     def role_list(self, obj: Partner) -> str:
         return ", ".join(str(role) for role in obj.roles.all())
 
-    @admin.display(description="last connection", ordering="last_connection", empty_value="never")
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Partner) -> SafeString:
+        status = ConnectionStatus(obj.status)
+        since = f" since {_exact_time(obj.status_since)}" if obj.status_since else ""
+        title = f"{status.label}{since}"
+        if obj.ping_failures:
+            title += f"; {_plural(obj.ping_failures, 'failed ping')}: {obj.last_ping_error}"
+        return _badge(status.value, title, STATUS_COLOURS[status])
+
+    @admin.display(description="last seen", ordering="last_connection", empty_value="never")
     def last_seen(self, obj: Partner) -> SafeString | None:
         if obj.last_connection is None:
             return None
@@ -367,8 +437,13 @@ class PartnerAdmin(_PartnerAdminBase):
     # --- change page --------------------------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Partner, form: Any, change: Any) -> None:
+        """Only the name is the operator's: the rest of the row (status, last connection, ...)
+        may have changed since the form was loaded and is not written back."""
         previous = Partner.objects.filter(pk=obj.pk).values_list("name", flat=True).first()
-        super().save_model(request, obj, form, change)
+        if change:
+            obj.save(update_fields=["name", "updated_at"])
+        else:
+            super().save_model(request, obj, form, change)
         if change and previous is not None and previous != obj.name:
             handshake.record(obj, "renamed", f"Renamed from {previous} to {obj.name}.")
 
@@ -402,6 +477,68 @@ class PartnerAdmin(_PartnerAdminBase):
             )
         else:
             self.message_user(request, f"No {what.lower()} started.", messages.WARNING)
+
+    @admin.action(permissions=["change"], description="Ping selected partners now")
+    def ping_now(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
+        from .tasks import ping_partners
+
+        partners = list(liveness.pingable().filter(pk__in=queryset.values("pk")))
+        skipped = [p.name for p in queryset if p not in partners]
+        if skipped:
+            self.message_user(
+                request,
+                f"Not pinged (not registered, or suspended): {', '.join(skipped)}.",
+                messages.WARNING,
+            )
+        if partners:
+            ping_partners.delay(partner_ids=[p.pk for p in partners])
+            self.message_user(
+                request,
+                f"Ping started for {', '.join(p.name for p in partners)}; the status and the "
+                "last ping's outcome appear in the list and on each partner's page.",
+                messages.SUCCESS,
+            )
+
+    def _switch(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Partner],
+        switch: Callable[[Partner, str], bool],
+        verb: str,
+        outcome: str,
+        none: str,
+    ) -> None:
+        """Suspend or resume each partner; report which ones changed."""
+        done = [p for p in queryset if switch(p, f"{verb} by {request.user} in the admin")]
+        for partner in done:
+            self.log_change(request, partner, f"{verb.capitalize()}.")
+        if done:
+            names = ", ".join(p.name for p in done)
+            self.message_user(request, f"{verb.capitalize()}: {names}. {outcome}", messages.SUCCESS)
+        else:
+            self.message_user(request, none, messages.WARNING)
+
+    @admin.action(permissions=["change"], description="Suspend selected partners (no traffic)")
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
+        self._switch(
+            request,
+            queryset,
+            liveness.suspend,
+            "suspended",
+            "Nothing is sent to them until they are resumed.",
+            "No partner suspended (they were suspended already).",
+        )
+
+    @admin.action(permissions=["change"], description="Resume selected suspended partners")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
+        self._switch(
+            request,
+            queryset,
+            liveness.resume,
+            "resumed",
+            "What they missed is sent again in full.",
+            "No partner resumed (none of them was suspended).",
+        )
 
     @admin.action(permissions=["change"], description="Rotate tokens of selected partners")
     def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:

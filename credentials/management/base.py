@@ -26,6 +26,9 @@ def partner_summary(partner: Partner) -> dict[str, Any]:
         "last_connection": (
             format_datetime(partner.last_connection) if partner.last_connection else None
         ),
+        "status_since": format_datetime(partner.status_since) if partner.status_since else None,
+        "ping_failures": partner.ping_failures,
+        "last_ping_error": partner.last_ping_error or None,
         "registered_at": format_datetime(partner.registered_at) if partner.registered_at else None,
         "roles": [
             {"role": r.role, "country_code": r.country_code, "party_id": r.party_id}
