@@ -245,7 +245,8 @@ def _mark_registered(partner: Partner, offer: Offer, encoding: TokenEncoding) ->
     partner.last_connection = now
     partner.ping_failures = 0
     partner.save()
-    liveness.change_status(partner, ConnectionStatus.CONNECTED, "registered", at=now)
+    if partner.status != ConnectionStatus.SUSPENDED:  # an operator's suspension holds
+        liveness.change_status(partner, ConnectionStatus.CONNECTED, "registered", at=now)
     transaction.on_commit(
         partial(signals.partner_registered.send, sender=Partner, partner_id=partner.pk)
     )
@@ -474,7 +475,8 @@ def _connect(partner: Partner) -> str:
         credentials_url = found.url_of("credentials")
         with transaction.atomic():
             _store_discovery(partner, found)
-            partner.save()
+            # Only what discovery changed: the row's status may have moved meanwhile.
+            partner.save(update_fields=["version", "updated_at"])
             # Persist TOKEN_B before the POST: the partner calls us back with it meanwhile.
             _, token_b = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
         try:

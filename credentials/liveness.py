@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from ocpi_platform.locks import single_run
 from ocpi_platform.ocpi.client import OcpiClient, OcpiReply, PartnerError, PartnerProtocolError
@@ -264,7 +264,7 @@ def idle(at: datetime | None = None) -> Any:
     return (
         pingable()
         .filter(Q(last_connection__isnull=True) | Q(last_connection__lt=cutoff))
-        .order_by("last_connection", "pk")
+        .order_by(F("last_connection").asc(nulls_first=True), "pk")
     )
 
 
