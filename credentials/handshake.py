@@ -194,7 +194,8 @@ def _store_discovery(partner: Partner, found: Discovery) -> None:
 
 
 def _store_roles(partner: Partner, offer: Offer) -> None:
-    """Replace the roles (before the identity is locked)."""
+    """Replace the roles (before the identity is locked); the caller saves the partner."""
+    partner.former_parties = []
     PartnerRole.objects.filter(partner=partner).delete()
     PartnerRole.objects.bulk_create(
         PartnerRole(
@@ -275,6 +276,10 @@ def unregister_locally(partner: Partner, reason: str) -> None:
     liveness.change_status(partner, ConnectionStatus.OFFLINE, f"unregistered: {reason}")
     tokens.revoke(partner.inbound_tokens.all())
     tokens.set_outbound_token(partner, None)
+    partner.former_parties = [
+        {"country_code": r.country_code, "party_id": r.party_id, "role": r.role}
+        for r in partner.roles.all()
+    ]
     partner.roles.all().delete()
     partner.state = PartnerState.UNREGISTERED
     partner.save()

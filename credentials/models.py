@@ -96,6 +96,12 @@ class Partner(models.Model):
     )
     last_ping_at = models.DateTimeField(null=True, blank=True)
     last_ping_error = models.TextField(blank=True, help_text="Why the last ping failed.")
+    former_parties = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Parties of the connection when it was unregistered (its ClientInfo stays).",
+    )
     registered_at = models.DateTimeField(null=True, blank=True)
     busy_since = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="A handshake operation is running."

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, QuerySet
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThanOrEqual, LessThan
 from rest_framework import serializers
 
-from credentials.models import ConnectionStatus, HubParty, Partner, PartnerRole
+from credentials.models import ConnectionStatus, HubParty, Partner, PartnerRole, PartnerState
 from ocpi_platform.ocpi.errors import Forbidden, InvalidParameters, NotFound
 from ocpi_platform.ocpi.fields import OcpiDateTime, PatternString, StrictChoice
 from ocpi_platform.ocpi.pagination import PageRequest
@@ -134,45 +132,83 @@ def get(hub_id: int, country_code: str, party_id: str) -> dict[str, Any]:
 # --- sender and push: we are the hub ------------------------------------------------------------
 
 
-# When a connection's ClientInfo last changed: its last status change, else its creation.
-CHANGED = Coalesce(F("partner__status_since"), F("partner__created_at"))
+@dataclass(frozen=True)
+class Connection:
+    """One party of one of our connections, as its ClientInfo describes it."""
+
+    partner_id: int
+    country_code: str
+    party_id: str
+    role: str
+    status: str
+    changed: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.country_code}/{self.party_id}/{self.role}".upper()
+
+    def info(self) -> dict[str, Any]:
+        return render(self.country_code, self.party_id, self.role, self.status, self.changed)
+
+    def message(self) -> Message:
+        info = self.info()
+        # A configuration module: no routing headers (no sender party, no receiver party).
+        path = f"{self.country_code}/{self.party_id}"
+        return Message(MODULE, self.key, path, "PUT", info, {self.key: info})
 
 
-def _connections() -> QuerySet[PartnerRole]:
-    """The parties of our connections, with their status and its last change."""
-    return PartnerRole.objects.select_related("partner").annotate(changed=CHANGED).order_by("pk")
+def connections(partner_ids: Iterable[int] | None = None) -> list[Connection]:
+    """The parties of our connections with their status and when it last changed.
 
-
-def _info(row: PartnerRole) -> dict[str, Any]:
-    return render(
-        row.country_code,
-        row.party_id,
-        row.role,
-        row.partner.status,
-        getattr(row, "changed", None) or row.partner.status_since or row.partner.created_at,
-    )
+    ClientInfo is never deleted (spec): an unregistered connection keeps its former parties
+    (``Partner.former_parties``) with its last status, unless the party registered again through
+    another connection. Ordered by partner, then party: a stable order for the pages.
+    """
+    partners = Partner.objects.prefetch_related("roles").order_by("pk")
+    if partner_ids is not None:
+        partners = partners.filter(pk__in=list(partner_ids))
+    live: list[Connection] = []
+    former: list[Connection] = []
+    for partner in partners:
+        changed = partner.status_since or partner.created_at
+        for role in partner.roles.all():
+            live.append(
+                Connection(
+                    partner.pk,
+                    role.country_code,
+                    role.party_id,
+                    role.role,
+                    partner.status,
+                    changed,
+                )
+            )
+        if partner.state == PartnerState.UNREGISTERED:
+            for party in partner.former_parties or []:
+                former.append(
+                    Connection(
+                        partner.pk,
+                        party["country_code"],
+                        party["party_id"],
+                        party["role"],
+                        partner.status,
+                        changed,
+                    )
+                )
+    if former:  # a former party registered again (by any connection) is listed once, live
+        registered = PartnerRole.objects.values_list("country_code", "party_id", "role")
+        taken = {f"{cc}/{pid}/{role}".upper() for cc, pid, role in registered}
+        former = [c for c in former if c.key not in taken]
+    return sorted(live + former, key=lambda c: (c.partner_id, c.key))
 
 
 def page(page: PageRequest, *, caller_id: int) -> tuple[int, list[dict[str, Any]]]:
-    """Sender GET: the ClientInfo of every other connection's parties, oldest row first."""
-    rows = _connections().exclude(partner_id=caller_id)
+    """Sender GET: the ClientInfo of every other connection's parties."""
+    rows = [c for c in connections() if c.partner_id != caller_id]
     if page.date_from:
-        rows = rows.filter(GreaterThanOrEqual(CHANGED, page.date_from))
+        rows = [c for c in rows if c.changed >= page.date_from]
     if page.date_to:
-        rows = rows.filter(LessThan(CHANGED, page.date_to))
-    total = rows.count()
-    return total, [_info(r) for r in rows[page.offset : page.offset + page.limit]]
-
-
-def _key(country_code: str, party_id: str, role: str) -> str:
-    return f"{country_code}/{party_id}/{role}".upper()
-
-
-def _message(row: PartnerRole) -> Message:
-    info = _info(row)
-    key = _key(row.country_code, row.party_id, row.role)
-    # A configuration module: no routing headers (no sender party, no receiver party).
-    return Message(MODULE, key, f"{row.country_code}/{row.party_id}", "PUT", info, {key: info})
+        rows = [c for c in rows if c.changed < page.date_to]
+    return len(rows), [c.info() for c in rows[page.offset : page.offset + page.limit]]
 
 
 def targets(partner_ids: Iterable[int] | None = None) -> list[Target]:
@@ -191,8 +227,8 @@ def push_status(partner: Partner) -> int:
         return 0
     to = [t for t in targets() if t.partner_id != partner.pk]
     count = 0
-    for row in _connections().filter(partner_id=partner.pk):
-        count += enqueue(_message(row), to)
+    for connection in connections([partner.pk]):
+        count += enqueue(connection.message(), to)
     return count
 
 
@@ -201,22 +237,19 @@ def full_resend(partner_ids: Iterable[int]) -> int:
     if not we_are_hub():
         return 0
     count = 0
+    everyone = connections()
     with transaction.atomic():
         for target in targets(partner_ids):
-            for row in _connections().exclude(partner_id=target.partner_id):
-                count += enqueue(_message(row), [target])
+            for connection in everyone:
+                if connection.partner_id != target.partner_id:
+                    count += enqueue(connection.message(), [target])
     return count
 
 
 def current_body(key: str) -> dict[str, Any] | None:
-    """Outbox retry: the current ClientInfo of ``CC/PID/ROLE``, or None when it is gone."""
-    country_code, party_id, role = key.split("/")
-    row = (
-        _connections()
-        .filter(country_code__iexact=country_code, party_id__iexact=party_id, role=role)
-        .first()
-    )
-    return None if row is None else _info(row)
+    """Outbox retry: the current ClientInfo of ``CC/PID/ROLE``, or None when it is unknown."""
+    found = [c for c in connections() if c.key == key.upper()]
+    return found[0].info() if found else None
 
 
 def on_status_changed(sender: Any, *, partner: Partner, old: str, new: str, **kwargs: Any) -> None:
