@@ -260,18 +260,19 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
             row.attempts += 1
             row.http_status, row.ocpi_status = exc.http_status, exc.ocpi_status
             if exc.permanent and exc.http_status != 401:
-                _finish(row, DeliveryState.FAILED, exc.message)
-                logger.warning("Delivery %s to %s failed for good: %s", row.pk, partner, exc)
+                if _finish(row, DeliveryState.FAILED, exc.message):
+                    logger.warning("Delivery %s to %s failed for good: %s", row.pk, partner, exc)
                 return None
             delay = backoff(row.attempts)
             row.next_attempt_at = now + timedelta(seconds=delay)
-            _finish(row, DeliveryState.PENDING, exc.message)
+            if not _finish(row, DeliveryState.PENDING, exc.message):
+                return None  # cancelled while in flight (the partner went OFFLINE): stays so
             logger.info("Delivery %s to %s waits %ss: %s", row.pk, partner, delay, exc)
             return delay
     row.attempts += 1
     row.http_status, row.ocpi_status = reply.http_status, reply.status_code
     row.sent_at = now_utc()
-    _finish(row, DeliveryState.SENT, "")
+    _finish(row, DeliveryState.SENT, "", delivered=True)
     return None
 
 
@@ -281,17 +282,26 @@ def backoff(attempts: int) -> float:
     return float(steps[min(max(attempts, 1), len(steps)) - 1])
 
 
-def _finish(row: Delivery, state: str, error: str) -> None:
-    """Store the outcome; a change folded into the row meanwhile is sent as a new row."""
-    Delivery.objects.filter(pk=row.pk).update(
-        state=state,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=error[:2000],
-        http_status=row.http_status,
-        ocpi_status=row.ocpi_status,
-        sent_at=row.sent_at,
-        updated_at=now_utc(),
+def _finish(row: Delivery, state: str, error: str, *, delivered: bool = False) -> bool:
+    """Store the outcome; a change folded into the row meanwhile is sent as a new row.
+
+    A row cancelled while it was in flight stays cancelled unless it was ``delivered`` (then it
+    is SENT: the partner has it). Returns whether the outcome was stored.
+    """
+    rows = Delivery.objects.filter(pk=row.pk)
+    if not delivered:
+        rows = rows.filter(state=DeliveryState.SENDING)
+    return bool(
+        rows.update(
+            state=state,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            last_error=error[:2000],
+            http_status=row.http_status,
+            ocpi_status=row.ocpi_status,
+            sent_at=row.sent_at,
+            updated_at=now_utc(),
+        )
     )
 
 

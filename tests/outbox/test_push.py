@@ -1089,3 +1089,45 @@ def test_a_retried_row_of_a_location_no_longer_shared_is_cancelled(emsp, fake):
     assert failed.state == DeliveryState.CANCELLED
     assert "no longer ours to send" in failed.last_error
     assert len(fake.pushes) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.ReadTimeout("timed out"), (500, {}), (400, {"status_code": 2001, "timestamp": "x"})],
+    ids=["timeout", "http-500", "refused"],
+)
+def test_a_row_cancelled_while_in_flight_stays_cancelled_when_the_send_fails(emsp, fake, answer):
+    """The partner goes OFFLINE (a ping run) while the row is being sent, then the send fails:
+    the row must not come back as PENDING (or FAILED), or it would be replayed after the full
+    resend of the partner's return."""
+    from credentials import liveness
+    from credentials.models import ConnectionStatus
+
+    ours()
+    fake.answers = [answer]
+
+    def offline(request: httpx.Request) -> None:
+        liveness.set_status(emsp.partner.pk, ConnectionStatus.OFFLINE, "3 consecutive pings failed")
+
+    with use_transport(hooked(fake, offline)):
+        outbox.drain(emsp.partner.pk)
+
+    [row] = rows(emsp)
+    assert row.state == DeliveryState.CANCELLED, row.last_error
+    assert "OFFLINE" in row.last_error
+
+
+def test_a_row_delivered_while_it_was_cancelled_is_sent(emsp, fake):
+    from credentials import liveness
+    from credentials.models import ConnectionStatus
+
+    ours()
+
+    def offline(request: httpx.Request) -> None:
+        liveness.set_status(emsp.partner.pk, ConnectionStatus.OFFLINE, "3 consecutive pings failed")
+
+    with use_transport(hooked(fake, offline)):
+        outbox.drain(emsp.partner.pk)
+
+    [row] = rows(emsp)
+    assert row.state == DeliveryState.SENT
