@@ -363,6 +363,18 @@ def pg_execute(statement: str) -> None:
         conn.execute(statement)
 
 
+def partner_row_writes(db_name: str) -> int:
+    """UPDATEs of partner rows so far (PostgreSQL statistics; "seen" is such a write)."""
+    import psycopg
+
+    dsn = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db_name}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'credentials_partner'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def pg_version() -> str:
     import psycopg
 
@@ -929,11 +941,14 @@ async def measure(
     ]
     for name, requests in plan:
         print(f"- {name}: {args.warmup:g} s warm-up + {args.duration:g} s ...", flush=True)
+        writes = partner_row_writes(args.db_name)
         phase = await load.run(name, requests, server)
         phases[name] = phase
+        await asyncio.sleep(1.5)  # backends flush their statistics at most once a second
+        writes = partner_row_writes(args.db_name) - writes
         print(
             f"  {phase.rate:,.0f} req/s, p50 {percentile(phase.latencies(), 0.5) * 1000:.1f} ms,"
-            f" {len(phase.errors)} errors",
+            f' {len(phase.errors)} errors; partner rows written ("seen"): {writes}',
             flush=True,
         )
     return phases

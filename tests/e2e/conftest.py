@@ -6,6 +6,7 @@ both instances running. No process and no database survives the session, even wh
 
 ``locations_pair`` is the same pair with settings for the locations tests (short outbox backoff,
 small pages on A, its own Redis databases); its tests run in order on one pair, without reset.
+``liveness_pair`` likewise, with Celery beat running on both instances and short ping settings.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Spec(NamedTuple):
     business_name: str
     redis_db: int
     env: Mapping[str, str] = {}
+    beat: bool = False  # also run Celery beat (periodic tasks: outbox sweep, partner pings)
 
 
 def _destroy(instance: Instance) -> None:
@@ -58,6 +60,7 @@ def _run_pair(tmp_path_factory: pytest.TempPathFactory, specs: Sequence[Spec]) -
             redis_db=spec.redis_db,
             workdir=tmp_path_factory.mktemp(f"e2e-{spec.name.lower()}"),
             env=spec.env,
+            beat=spec.beat,
         )
         _live.append(instance)
         instances.append(instance)
@@ -131,5 +134,37 @@ def locations_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             Spec(
                 "B", "DE:BBB:EMSP", "Beta Mobility", 14, {"OCPI_OUTBOX_BACKOFF": LOCATIONS_BACKOFF}
             ),
+        ],
+    )
+
+
+# Liveness: beat pings a partner unseen for 2 s, every second; 3 failed pings make it OFFLINE.
+PING_INTERVAL = 1.0
+PING_IDLE = 2.0
+PING_FAILURES = 3
+LIVENESS_ENV = {
+    "OCPI_PING_INTERVAL_SECONDS": str(PING_INTERVAL),
+    "OCPI_PING_IDLE_SECONDS": str(PING_IDLE),
+    "OCPI_PING_FAILURES": str(PING_FAILURES),
+    "OCPI_PING_TIMEOUT_SECONDS": "2",
+    "OCPI_HTTP_CONNECT_TIMEOUT": "1",
+    "OCPI_SEEN_THROTTLE_SECONDS": "0.5",
+    "OCPI_OUTBOX_BACKOFF": "1,1,2",
+    "OCPI_OUTBOX_SWEEP_SECONDS": "1",
+}
+# Redis databases of the liveness pair (the broker, and the ping lock: OCPI_LOCK_URL defaults to
+# the broker). The other pairs use 11 to 14, the benchmark 15.
+LIVENESS_REDIS_DBS = (7, 8)
+
+
+@pytest.fixture(scope="module")
+def liveness_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A (NL/AAA CPO) and B (DE/BBB EMSP), not registered, both with Celery beat."""
+    db_a, db_b = LIVENESS_REDIS_DBS
+    yield from _run_pair(
+        tmp_path_factory,
+        [
+            Spec("A", "NL:AAA:CPO", "Alpha Charging", db_a, LIVENESS_ENV, beat=True),
+            Spec("B", "DE:BBB:EMSP", "Beta Mobility", db_b, LIVENESS_ENV, beat=True),
         ],
     )

@@ -1,5 +1,6 @@
 """Run one platform instance for the end-to-end tests: its own database, broker, web server and
-Celery worker, all as real processes driven through subprocesses and HTTP.
+Celery worker (and, when asked, Celery beat), all as real processes driven through subprocesses
+and HTTP.
 
 Nothing here uses the pytest-django test database: every instance gets a fresh PostgreSQL
 database (dropped at teardown) and its own Redis database number as Celery broker.
@@ -40,6 +41,9 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 120.0
+
+# What each process logs once it is up (the web server answers HTTP instead).
+READY_LINES = {"celery": b" ready.", "beat": b"beat: Starting..."}
 
 # Tables of the credentials app, children first (reset between tests).
 CREDENTIALS_TABLES = (
@@ -133,7 +137,12 @@ def _tail(path: Path, lines: int = 40, since: int = 0) -> str:
 
 
 class Instance:
-    """One platform as an operator runs it: web server + worker + database + broker."""
+    """One platform as an operator runs it: web server + worker + database + broker.
+
+    With ``beat``, Celery beat runs too (the periodic tasks of settings.CELERY_BEAT_SCHEDULE:
+    outbox sweep, partner pings), with the database scheduler as configured; it starts and stops
+    with the instance like the other processes.
+    """
 
     def __init__(
         self,
@@ -144,8 +153,10 @@ class Instance:
         redis_db: int,
         workdir: Path,
         env: Mapping[str, str] | None = None,
+        beat: bool = False,
     ) -> None:
         self.name = name
+        self.beat = beat
         self.parties = parties
         self.port = free_port()
         self.db_name = f"ocpi_e2e_{name.lower()}_{secrets.token_hex(4)}"
@@ -328,7 +339,7 @@ class Instance:
             )
 
     def spawn(self) -> None:
-        """Start the web server and the worker without waiting (see ``wait_ready``)."""
+        """Start the web server, the worker (and beat) without waiting (see ``wait_ready``)."""
         assert not self.running, f"{self} is already running"
         self._spawn(
             "gunicorn",
@@ -349,27 +360,34 @@ class Instance:
                 "--hostname", f"e2e-{self.name.lower()}@%h",
             ],
         )  # fmt: skip
+        if self.beat:
+            # The DatabaseScheduler of the settings: no schedule file, no pid file.
+            self._spawn(
+                "beat",
+                [PYTHON, "-m", "celery", "-A", "ocpi_platform", "beat", "--loglevel", "INFO"],
+            )
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Until GET /ocpi/versions answers 401 (no token) and the worker logged 'ready.'."""
+        """Until GET /ocpi/versions answers 401 (no token), the worker logged 'ready.' and beat
+        (when it runs) logged 'beat: Starting...'."""
         deadline = time.monotonic() + timeout
-        web_ready = worker_ready = False
-        while not (web_ready and worker_ready):
+        # Process kind -> ready; the web server is ready when it answers.
+        ready = dict.fromkeys(self.procs, False)
+        while not all(ready.values()):
             for kind, proc in self.procs.items():
                 if _has_exited(proc.pid):
                     raise AssertionError(f"{self}: {kind} exited during start\n{self.logs()}")
-            if not web_ready:
-                with suppress(httpx.HTTPError):
-                    web_ready = httpx.get(self.versions_url, timeout=1).status_code == 401
-            if not worker_ready:
-                log = (self.dir / "celery.log").read_bytes()[self._log_offsets["celery"] :]
-                worker_ready = b" ready." in log
+            for kind in [k for k, done in ready.items() if not done]:
+                if kind == "gunicorn":
+                    with suppress(httpx.HTTPError):
+                        ready[kind] = httpx.get(self.versions_url, timeout=1).status_code == 401
+                else:
+                    log = (self.dir / f"{kind}.log").read_bytes()[self._log_offsets[kind] :]
+                    ready[kind] = READY_LINES[kind] in log
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self} not ready after {timeout}s (web={web_ready}, worker={worker_ready})"
-                    f"\n{self.logs()}"
-                )
-            if not (web_ready and worker_ready):
+                states = ", ".join(f"{k}={'ready' if v else 'not ready'}" for k, v in ready.items())
+                raise AssertionError(f"{self} not ready after {timeout}s ({states})\n{self.logs()}")
+            if not all(ready.values()):
                 time.sleep(0.1)
 
     def start(self) -> None:
@@ -377,7 +395,7 @@ class Instance:
         self.wait_ready()
 
     def stop(self) -> None:
-        """SIGTERM both process groups, wait, SIGKILL what is left."""
+        """SIGTERM every process group (web server, worker, beat), wait, SIGKILL what is left."""
         procs, self.procs = self.procs, {}
         for proc in procs.values():
             if proc.returncode is None:
@@ -391,7 +409,7 @@ class Instance:
         return bool(self.procs) and not any(_has_exited(p.pid) for p in self.procs.values())
 
     def logs(self, *kinds: str, lines: int = 40) -> str:
-        kinds = kinds or ("gunicorn", "celery")
+        kinds = kinds or ("gunicorn", "celery", *(("beat",) if self.beat else ()))
         return "\n".join(_tail(self.dir / f"{k}.log", lines) for k in kinds)
 
     # --- management commands -----------------------------------------------------------------
