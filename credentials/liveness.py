@@ -69,6 +69,14 @@ def change_status(
     return True
 
 
+def came_back(old: str, new: str) -> bool:
+    """A change that ends an absence: what the partner missed is resent in full."""
+    return new == ConnectionStatus.CONNECTED and old in (
+        ConnectionStatus.OFFLINE,
+        ConnectionStatus.SUSPENDED,
+    )
+
+
 def set_status(partner_id: int, new: ConnectionStatus, reason: str) -> bool:
     """Lock the partner and change its status (operators' suspend and resume)."""
     with transaction.atomic():
@@ -146,9 +154,9 @@ def mark_seen(partner_id: int, how: str = CALLED_US) -> None:
             change_status(partner, ConnectionStatus.CONNECTED, how, at=now)
 
 
-def client_for(partner: Partner, **kwargs: Any) -> OcpiClient:
-    """The outbound client for a registered partner: our token, its encoding, and every
-    successful reply marks the partner seen."""
+def client_for(partner: Partner, *, mark_seen_on_reply: bool = True, **kwargs: Any) -> OcpiClient:
+    """The outbound client for a registered partner: our token, its encoding, and (unless the
+    caller records the outcome itself) every successful reply marks the partner seen."""
 
     def seen(reply: OcpiReply) -> None:
         mark_seen(partner.pk, ANSWERED)
@@ -156,7 +164,7 @@ def client_for(partner: Partner, **kwargs: Any) -> OcpiClient:
     return OcpiClient(
         tokens.outbound_token(partner),
         encoding=TokenEncoding(partner.token_encoding),
-        on_reply=seen,
+        on_reply=seen if mark_seen_on_reply else None,
         **kwargs,
     )
 
@@ -185,9 +193,9 @@ def ping(partner: Partner) -> PingResult:
     try:
         if not partner.versions_url:
             raise PartnerProtocolError("The partner has no versions URL.")
-        with OcpiClient(
-            tokens.outbound_token(partner),
-            encoding=TokenEncoding(partner.token_encoding),
+        with client_for(
+            partner,
+            mark_seen_on_reply=False,  # _record_ping writes the outcome
             read_timeout=settings.OCPI_PING_TIMEOUT_SECONDS,
             encoding_fallback=False,
         ) as client:

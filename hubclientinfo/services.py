@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from rest_framework import serializers
 
+from credentials.liveness import came_back
 from credentials.models import ConnectionStatus, HubParty, Partner, PartnerRole, PartnerState
 from ocpi_platform.ocpi.errors import Forbidden, InvalidParameters, NotFound
 from ocpi_platform.ocpi.fields import OcpiDateTime, PatternString, StrictChoice
@@ -236,13 +237,12 @@ def full_resend(partner_ids: Iterable[int]) -> int:
     """Queue the ClientInfo of every other connection for these partners (new or back)."""
     if not we_are_hub():
         return 0
+    to = targets(partner_ids)
     count = 0
-    everyone = connections()
     with transaction.atomic():
-        for target in targets(partner_ids):
-            for connection in everyone:
-                if connection.partner_id != target.partner_id:
-                    count += enqueue(connection.message(), [target])
+        for connection in connections():
+            others = [t for t in to if t.partner_id != connection.partner_id]
+            count += enqueue(connection.message(), others)
     return count
 
 
@@ -255,10 +255,7 @@ def current_body(key: str) -> dict[str, Any] | None:
 def on_status_changed(sender: Any, *, partner: Partner, old: str, new: str, **kwargs: Any) -> None:
     """Inside the status change's transaction: tell the others; resend to one that is back."""
     push_status(partner)
-    if new == ConnectionStatus.CONNECTED and old in (
-        ConnectionStatus.OFFLINE,
-        ConnectionStatus.SUSPENDED,
-    ):
+    if came_back(old, new):
         full_resend([partner.pk])
 
 

@@ -5,29 +5,17 @@ A configuration module: no routing headers are read or sent.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ocpi_platform.ocpi.envelope import ocpi_response
-from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
+from ocpi_platform.ocpi.envelope import ocpi_response, one_object
+from ocpi_platform.ocpi.errors import NotFound
 from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.permissions import principal_of
 
 from . import services
-
-
-def _body(request: Request) -> Any:
-    data = request.data
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]  # a single object wrapped in a list, as some peers send
-    if not isinstance(data, dict) or not data:
-        kind = "no body (or an empty object)" if not data else f"a JSON {type(data).__name__}"
-        raise InvalidParameters(f"Expected one ClientInfo object, got {kind}.")
-    return data
 
 
 class ReceiverView(APIView):
@@ -41,7 +29,12 @@ class ReceiverView(APIView):
     def put(self, request: Request, country_code: str, party_id: str) -> Response:
         principal = principal_of(request)
         services.require_hub(principal)
-        outcome = services.put(principal.partner_id, country_code, party_id, _body(request))
+        outcome = services.put(
+            principal.partner_id,
+            country_code,
+            party_id,
+            one_object(request.data, "one ClientInfo object"),
+        )
         return ocpi_response(message=outcome.message, http_status=201 if outcome.created else 200)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from celery import shared_task
 from django.db import transaction
 
+from credentials.liveness import came_back
+
 from . import push, sync
 
 # Give a partner that just registered time to store our credentials before we call it.
@@ -31,7 +33,7 @@ def push_all_locations(*, partner_id: int) -> int:
 
 def on_status_changed(sender: Any, *, partner: Any, old: str, new: str, **kwargs: Any) -> None:
     """Back from OFFLINE or SUSPENDED: send it the current state of our locations, once."""
-    if new == "CONNECTED" and old in ("OFFLINE", "SUSPENDED") and push.targets([partner.pk]):
+    if came_back(old, new) and push.targets([partner.pk]):
         transaction.on_commit(partial(push_all_locations.delay, partner_id=partner.pk), robust=True)
 
 

@@ -12,8 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ocpi_platform.ocpi.envelope import ocpi_response, raw_data_response
-from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
+from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response
+from ocpi_platform.ocpi.errors import NotFound
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.parties import Party
@@ -63,17 +63,8 @@ class SenderObjectView(APIView):
         return ocpi_response(found, headers=_routing(request))
 
 
-def _body(request: Request) -> Any:
-    """The pushed object; a single object wrapped in a one-element list is accepted too."""
-    data = request.data
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]
-    if data is None or (isinstance(data, dict) and not data):
-        # DRF gives an empty dict for an empty body; an empty object is as useless.
-        raise InvalidParameters("Expected one JSON object, got no body (or an empty object).")
-    if not isinstance(data, dict):
-        raise InvalidParameters(f"Expected one JSON object, got a JSON {type(data).__name__}.")
-    return data
+def _body(request: Request) -> dict[str, Any]:
+    return one_object(request.data)
 
 
 class ReceiverView(APIView):

@@ -17,7 +17,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
-from .errors import MalformedJson, OcpiError
+from .errors import InvalidParameters, MalformedJson, OcpiError
 from .status import OcpiStatus
 from .types import format_datetime, now_utc
 
@@ -68,6 +68,19 @@ def error_json_response(error: OcpiError) -> JsonResponse:
     return JsonResponse(
         envelope(status=error.ocpi_status, message=error.message), status=error.http_status
     )
+
+
+def one_object(data: Any, what: str = "one JSON object") -> dict[str, Any]:
+    """The pushed object of a PUT/PATCH body; a single object wrapped in a one-element list is
+    accepted too (some peers send it so). Anything else is answered with 2001."""
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if data is None or (isinstance(data, dict) and not data):
+        # DRF gives an empty dict for an empty body; an empty object is as useless.
+        raise InvalidParameters(f"Expected {what}, got no body (or an empty object).")
+    if not isinstance(data, dict):
+        raise InvalidParameters(f"Expected {what}, got a JSON {type(data).__name__}.")
+    return data
 
 
 class OcpiJsonParser(BaseParser):
