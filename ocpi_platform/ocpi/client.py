@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -50,12 +52,19 @@ class PartnerError(Exception):
     permanent = True
 
     def __init__(
-        self, message: str, *, http_status: int | None = None, ocpi_status: int | None = None
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        ocpi_status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.ocpi_status = ocpi_status
+        # Seconds the partner asked us to wait (``Retry-After`` of a 429/503), else None.
+        self.retry_after = retry_after
 
 
 class PartnerRejected(PartnerError):
@@ -91,6 +100,29 @@ def parse_next_link(header: str | None) -> str | None:
         return None
     match = _LINK.search(header)
     return match.group(1) if match else None
+
+
+# A partner cannot make us wait longer than this (a typo, or a hostile value).
+RETRY_AFTER_MAX_SECONDS = 3600.0
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date), capped at
+    ``RETRY_AFTER_MAX_SECONDS``; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(int(value[:12]))
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
 
 
 def authorization_header(token: str, encoding: TokenEncoding) -> str:
@@ -226,7 +258,9 @@ class OcpiClient:
         detail = f": {_short(str(message)).rstrip('.')}" if message else ""
         if status == 429 or status >= 500:
             raise PartnerUnavailable(
-                f"{what} failed with HTTP {status}{detail}.", http_status=status
+                f"{what} failed with HTTP {status}{detail}.",
+                http_status=status,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if status >= 400:
             raise PartnerRejected(

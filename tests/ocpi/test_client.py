@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from ocpi_platform.ocpi.client import (
     PartnerProtocolError,
     PartnerRejected,
     PartnerUnavailable,
+    parse_retry_after,
     use_transport,
 )
 from ocpi_platform.ocpi.headers import correlation
@@ -132,3 +134,36 @@ def test_iter_pages_follows_links_and_detects_loops():
 
     with serve(looping), pytest.raises(PartnerProtocolError, match="loops"):
         list(OcpiClient("t").iter_pages("http://p.test/list"))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("8", 8.0),
+        (" 120 ", 120.0),
+        ("Tue, 01 Dec 2026 10:00:30 GMT", 30.0),
+        ("Tue, 01 Dec 2026 09:59:00 GMT", 0.0),  # in the past: now
+        ("99999999", 3600.0),  # capped
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(header, expected):
+    now = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
+    assert parse_retry_after(header, now=now) == expected
+
+
+def test_a_429_carries_the_partners_retry_after():
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(429, headers={"Retry-After": "8"}, json={})
+    )
+    with (
+        use_transport(transport),
+        OcpiClient("tok") as client,
+        pytest.raises(PartnerUnavailable) as caught,
+    ):
+        client.get("https://partner.example/ocpi/versions")
+    assert caught.value.retry_after == 8.0
+    assert caught.value.http_status == 429
