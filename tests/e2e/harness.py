@@ -351,6 +351,16 @@ class Instance:
                 "--access-logfile", "-",
             ],
         )  # fmt: skip
+        self.spawn_worker()
+        if self.beat:
+            # The DatabaseScheduler of the settings: no schedule file, no pid file.
+            self._spawn(
+                "beat",
+                [PYTHON, "-m", "celery", "-A", "ocpi_platform", "beat", "--loglevel", "INFO"],
+            )
+
+    def spawn_worker(self) -> None:
+        """Start the Celery worker alone (``spawn`` does it; a test may kill and restart it)."""
         self._spawn(
             "celery",
             [
@@ -360,12 +370,17 @@ class Instance:
                 "--hostname", f"e2e-{self.name.lower()}@%h",
             ],
         )  # fmt: skip
-        if self.beat:
-            # The DatabaseScheduler of the settings: no schedule file, no pid file.
-            self._spawn(
-                "beat",
-                [PYTHON, "-m", "celery", "-A", "ocpi_platform", "beat", "--loglevel", "INFO"],
-            )
+
+    def signal(self, kind: str, signum: int) -> None:
+        """Send ``signum`` to the process group of one process (``gunicorn``, ``celery``, ...)."""
+        os.killpg(self.procs[kind].pid, signum)
+
+    def kill(self, kind: str) -> None:
+        """SIGKILL one process group, as a crash or an OOM kill would, and reap it."""
+        proc = self.procs.pop(kind)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=STOP_TIMEOUT)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Until GET /ocpi/versions answers 401 (no token), the worker logged 'ready.' and beat
