@@ -123,8 +123,9 @@ def parse_next_link(header: str | None, *, base: str | None = None) -> str | Non
     return None
 
 
-# A partner cannot make us wait longer than this (a typo, or a hostile value).
-RETRY_AFTER_MAX_SECONDS = 3600.0
+# A partner cannot make us wait longer than this (a typo, or a hostile value). It is a countdown:
+# below the broker's visibility timeout (system check ocpi.E021, ocpi_platform/task_checks.py).
+RETRY_AFTER_MAX_SECONDS = 1800.0
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

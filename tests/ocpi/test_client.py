@@ -144,7 +144,7 @@ def test_iter_pages_follows_links_and_detects_loops():
         (" 120 ", 120.0),
         ("Tue, 01 Dec 2026 10:00:30 GMT", 30.0),
         ("Tue, 01 Dec 2026 09:59:00 GMT", 0.0),  # in the past: now
-        ("99999999", 3600.0),  # capped
+        ("99999999", 1800.0),  # capped
         ("soon", None),
         ("-5", None),
         ("", None),
