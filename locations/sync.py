@@ -221,11 +221,11 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
         current.message = current.message or "A sync of this partner is already running."
         return current
     sync, continued = claim
+    # A wait before the first page lost nothing: that run starts from the beginning.
+    continued = continued and bool(sync.next_url)
     params = None if sync.full else {"date_from": format_datetime(sync.synced_until)}  # type: ignore[arg-type]
     crawl = _Crawl(listed=None if continued else set())
     start: tuple[str, dict[str, str] | None] = (sync.next_url, None) if continued else (url, params)
-    if not start[0]:  # the wait came before the first page
-        start = (url, params)
     try:
         with liveness.client_for(partner, routing=_routing(partner)) as client:
             pages = client.iter_pages(

@@ -704,6 +704,7 @@ def test_a_retry_after_date_on_a_503_is_the_earliest_next_attempt(
         done = sync.pull(cpo.partner.pk)
     assert (done.state, done.stored) == (SyncState.DONE, 1)
     assert query(busy.list_requests[-1].url) == {}
+    assert "continued" not in done.message  # nothing was read before the wait: a whole list
 
 
 def test_a_partner_that_keeps_asking_to_wait_fails_the_pull(
