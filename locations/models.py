@@ -208,6 +208,7 @@ class SyncState(models.TextChoices):
     NEVER = "NEVER", "Never run"
     QUEUED = "QUEUED", "Queued"
     RUNNING = "RUNNING", "Running"
+    WAITING = "WAITING", "Waiting (the partner asked us to retry later)"
     DONE = "DONE", "Done"
     FAILED = "FAILED", "Failed"
 
@@ -220,7 +221,24 @@ class LocationSync(models.Model):
     )
     state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.NEVER)
     started_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life of the run (each page): a running pull silent for longer "
+        "is taken to have died.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A waiting pull continues at this time (the partner's Retry-After).",
+    )
+    waits = models.PositiveSmallIntegerField(
+        default=0, help_text="Consecutive waits the partner asked for without a page between."
+    )
+    next_url = models.TextField(
+        blank=True, help_text="The next page to read: where a waiting pull continues."
+    )
     full = models.BooleanField(default=True, help_text="Whether the run fetches everything.")
     pages = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(null=True, blank=True, help_text="X-Total-Count.")

@@ -9,13 +9,21 @@ A full list is the partner's whole truth (spec transport › Pagination): after 
 went through every page, the copies the partner no longer lists are deleted. Not when the pages
 held fewer objects than the partner's ``X-Total-Count`` announced: a partner whose paging is
 broken must not wipe our copies.
+
+A running pull records its progress after every page (``progress_at``, and ``next_url``, the
+page it reads next); it is taken to have died only when that is older than ``STALE``, so a long
+pull is never started a second time. A page answered 429/5xx with ``Retry-After`` makes the pull
+WAITING: the task is sent again to run no earlier than the partner asked, and it continues at
+``next_url`` (a full pull that waited deletes nothing: the keys it saw before are gone).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -37,8 +45,12 @@ from .paths import ObjectPath
 logger = logging.getLogger(__name__)
 
 MODULE = "locations"
-# A sync that has not reported progress for this long is taken to have died.
-STALE = timedelta(minutes=30)
+# A running sync that has not reported progress (a page) for this long is taken to have died.
+# One page takes at most a few HTTP timeouts (OCPI_HTTP_READ_TIMEOUT) and storing it.
+STALE = timedelta(minutes=10)
+# A partner that asks us to wait (Retry-After) more often than this without a page between
+# fails the pull.
+MAX_WAITS = 5
 # How many rejected objects are described in the sync's message.
 REJECTIONS_SHOWN = 5
 
@@ -64,13 +76,32 @@ def can_pull(partner_id: int) -> bool:
     return bool(partner and receiving and sender_url(partner))
 
 
+def _live() -> Q:
+    """A run that reported progress within ``STALE`` (rows from before progress_at: started)."""
+    since = now_utc() - STALE
+    return Q(state=SyncState.RUNNING) & (
+        Q(progress_at__gte=since) | Q(progress_at__isnull=True, started_at__gte=since)
+    )
+
+
+def _waiting() -> Q:
+    """A run waiting for the time the partner asked for (Retry-After)."""
+    return Q(state=SyncState.WAITING, retry_at__gt=now_utc())
+
+
 def cannot_pull(partner: Partner) -> str | None:
     """Why the partner's locations cannot be pulled now (for the operator), or None."""
     if can_pull(partner.pk):
-        running = LocationSync.objects.filter(
-            partner=partner, state=SyncState.RUNNING, started_at__gte=now_utc() - STALE
-        ).exists()
-        return "a pull is running already" if running else None
+        rows = LocationSync.objects.filter(partner=partner)
+        if rows.filter(_live()).exists():
+            return "a pull is running already"
+        waiting = rows.filter(_waiting()).first()
+        if waiting is not None:
+            return (
+                f"the partner asked us to wait until {format_datetime(waiting.retry_at)} "  # type: ignore[arg-type]
+                "(Retry-After); the pull continues then"
+            )
+        return None
     if partner.state != PartnerState.REGISTERED:
         return f"it is not registered ({partner.get_state_display().lower()})"
     if partner.status == ConnectionStatus.SUSPENDED:
@@ -81,13 +112,27 @@ def cannot_pull(partner: Partner) -> str | None:
 
 
 def request_pull(partner_id: int, *, full: bool = False, countdown: float = 0) -> None:
-    """Queue a pull (admin action, registration): marked QUEUED, sent after commit."""
+    """Queue a pull (admin action, registration): marked QUEUED, sent after commit.
+
+    A pull that waits for the partner (Retry-After) stays WAITING and the task is not sent
+    before the time the partner asked for.
+    """
+    LocationSync.objects.get_or_create(partner_id=partner_id)
+    rows = LocationSync.objects.filter(partner_id=partner_id)
+    rows.exclude(state=SyncState.RUNNING).exclude(_waiting()).update(state=SyncState.QUEUED)
+    waiting = rows.filter(_waiting()).values_list("retry_at", flat=True).first()
+    if waiting is not None:
+        countdown = max(countdown, _seconds_until(waiting))
+    _send(partner_id, full, countdown)
+
+
+def _seconds_until(when: datetime) -> int:
+    return max(0, math.ceil((when - now_utc()).total_seconds()))
+
+
+def _send(partner_id: int, full: bool, countdown: float) -> None:
     from .tasks import pull_locations
 
-    LocationSync.objects.get_or_create(partner_id=partner_id)
-    LocationSync.objects.filter(partner_id=partner_id).exclude(state=SyncState.RUNNING).update(
-        state=SyncState.QUEUED
-    )
     transaction.on_commit(
         lambda: pull_locations.apply_async(
             kwargs={"partner_id": partner_id, "full": full}, countdown=countdown
@@ -95,17 +140,26 @@ def request_pull(partner_id: int, *, full: bool = False, countdown: float = 0) -
     )
 
 
-def _claim(partner_id: int, full: bool) -> LocationSync | None:
+def _claim(partner_id: int, full: bool) -> tuple[LocationSync, bool] | None:
+    """Start a run, or continue the one whose wait is over: (the row, whether it continues)."""
     now = now_utc()
     LocationSync.objects.get_or_create(partner_id=partner_id)
-    free = ~Q(state=SyncState.RUNNING) | Q(started_at__lt=now - STALE)
+    rows = LocationSync.objects.filter(partner_id=partner_id)
+    if rows.filter(state=SyncState.WAITING, retry_at__lte=now).update(
+        state=SyncState.RUNNING, progress_at=now, retry_at=None, message=""
+    ):
+        return LocationSync.objects.get(partner_id=partner_id), True
     claimed = (
-        LocationSync.objects.filter(partner_id=partner_id)
-        .filter(free)
+        rows.exclude(_live())
+        .exclude(_waiting())
         .update(
             state=SyncState.RUNNING,
             started_at=now,
+            progress_at=now,
             finished_at=None,
+            retry_at=None,
+            waits=0,
+            next_url="",
             pages=0,
             total=None,
             received=0,
@@ -118,7 +172,7 @@ def _claim(partner_id: int, full: bool) -> LocationSync | None:
         return None
     sync = LocationSync.objects.get(partner_id=partner_id)
     sync.full = full or sync.synced_until is None
-    return sync
+    return sync, False
 
 
 def _routing(partner: Partner) -> RoutingHeaders:
@@ -140,8 +194,17 @@ def _unavailable(partner_id: int, reason: str) -> SyncUnavailable:
     return SyncUnavailable(reason)
 
 
+@dataclass
+class _Crawl:
+    """What one run of the pull saw: rejections, and the keys listed (None: continued run)."""
+
+    problems: list[str] = field(default_factory=list)
+    listed: set[tuple[str, ...]] | None = field(default_factory=set)
+    duplicates: int = 0  # objects read twice (the partner's list shrank: pages read again)
+
+
 def pull(partner_id: int, *, full: bool = False, progress: Progress | None = None) -> LocationSync:
-    """Fetch all pages and store them. Returns the sync row (state DONE or FAILED)."""
+    """Fetch all pages and store them. Returns the sync row (state DONE, FAILED or WAITING)."""
     partner = Partner.objects.prefetch_related("roles").filter(pk=partner_id).first()
     if partner is None or partner.state != PartnerState.REGISTERED:
         raise _unavailable(partner_id, "The partner is not registered.")
@@ -152,37 +215,87 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
     url = sender_url(partner)
     if url is None:
         raise _unavailable(partner_id, f"{partner.name} has no locations SENDER endpoint.")
-    sync = _claim(partner_id, full)
-    if sync is None:
+    claim = _claim(partner_id, full)
+    if claim is None:
         current = LocationSync.objects.get(partner_id=partner_id)
         current.message = current.message or "A sync of this partner is already running."
         return current
-    started = now_utc()
+    sync, continued = claim
+    # A wait before the first page lost nothing: that run starts from the beginning.
+    continued = continued and bool(sync.next_url)
     params = None if sync.full else {"date_from": format_datetime(sync.synced_until)}  # type: ignore[arg-type]
-    problems: list[str] = []
-    listed: set[tuple[str, str, str]] = set()  # the keys the partner sent (full sync)
+    crawl = _Crawl(listed=None if continued else set())
+    start: tuple[str, dict[str, str] | None] = (sync.next_url, None) if continued else (url, params)
     try:
         with liveness.client_for(partner, routing=_routing(partner)) as client:
-            for reply in client.iter_pages(url, params=params):
-                _store_page(partner, sync, reply.data, problems, listed)
+            pages = client.iter_pages(
+                start[0], params=start[1], total=sync.total if continued else None
+            )
+            for reply in pages:
+                _store_page(partner, sync, reply.data, crawl)
                 sync.pages += 1
                 total = reply.headers.get("X-Total-Count", "")
                 sync.total = int(total) if total.isdigit() else sync.total
-                _save(sync, started_at=started)
+                sync.next_url = reply.next_link() or ""
+                sync.waits = 0
+                _save(sync)
                 if progress:
                     progress(sync)
-    except (PartnerError, SyncPageError) as exc:
+    except PartnerError as exc:
+        if exc.retry_after is not None and not exc.permanent and sync.waits < MAX_WAITS:
+            return _wait(partner, sync, crawl, exc, exc.retry_after, progress)
+        failure = str(exc)
+        if exc.retry_after is not None and not exc.permanent:
+            failure += f" The partner asked us to wait {sync.waits + 1} times in a row."
         sync.state = SyncState.FAILED
-        sync.message = _summary(sync, problems, failure=str(exc))
+        sync.message = _summary(sync, crawl, failure=failure)
+    except SyncPageError as exc:
+        sync.state = SyncState.FAILED
+        sync.message = _summary(sync, crawl, failure=str(exc))
     else:
         sync.state = SyncState.DONE
-        sync.synced_until = started
-        sync.message = _summary(sync, problems)
+        sync.synced_until = sync.started_at
+        sync.next_url = ""
+        sync.message = _summary(sync, crawl)
         if sync.full:
-            sync.message += _drop_unlisted(partner, sync, listed)
+            sync.message += _drop_unlisted(partner, sync, crawl)
     sync.finished_at = now_utc()
-    _save(sync, started_at=started)
+    _save(sync)
     logger.info("Location sync of %s: %s", partner.name, sync.message)
+    if progress:
+        progress(sync)
+    return sync
+
+
+def stop(partner_id: int, reason: str) -> str:
+    """End the running pull as FAILED with ``reason`` (the task ran out of time); its message."""
+    sync = LocationSync.objects.filter(partner_id=partner_id, state=SyncState.RUNNING).first()
+    if sync is None:
+        return reason
+    sync.state = SyncState.FAILED
+    sync.finished_at = now_utc()
+    sync.message = _summary(sync, _Crawl(), failure=reason)
+    _save(sync)
+    return sync.message
+
+
+def _wait(
+    partner: Partner,
+    sync: LocationSync,
+    crawl: _Crawl,
+    exc: PartnerError,
+    seconds: float,
+    progress: Progress | None,
+) -> LocationSync:
+    """The partner asked us to retry later: WAITING, and the task sent for no earlier than that."""
+    sync.state = SyncState.WAITING
+    sync.waits += 1
+    sync.retry_at = now_utc() + timedelta(seconds=seconds)
+    sync.message = _summary(sync, crawl, failure=str(exc), waiting=sync.retry_at)
+    _save(sync)
+    logger.info("Location sync of %s: %s", partner.name, sync.message)
+    # The eta is taken after retry_at: the continued run never finds it still in the future.
+    _send(partner.pk, sync.full, math.ceil(seconds))
     if progress:
         progress(sync)
     return sync
@@ -192,13 +305,7 @@ class SyncPageError(Exception):
     """The partner's page is not a list of objects."""
 
 
-def _store_page(
-    partner: Partner,
-    sync: LocationSync,
-    data: Any,
-    problems: list[str],
-    listed: set[tuple[str, str, str]],
-) -> None:
+def _store_page(partner: Partner, sync: LocationSync, data: Any, crawl: _Crawl) -> None:
     if data is None:
         data = []
     if not isinstance(data, list):
@@ -207,23 +314,32 @@ def _store_page(
         )
     for item in data:
         sync.received += 1
-        if isinstance(item, dict):
+        if isinstance(item, dict) and crawl.listed is not None:
             key = (item.get("country_code"), item.get("party_id"), item.get("id"))
-            listed.add(tuple(str(v).upper() for v in key))  # type: ignore[arg-type]
+            upper = tuple(str(v).upper() for v in key)
+            if upper in crawl.listed:
+                crawl.duplicates += 1
+            crawl.listed.add(upper)
         try:
             path = _path_of(partner, item)
             services.put(path, item, owner=partner.pk)
         except OcpiError as exc:
             sync.rejected += 1
             ident = item.get("id") if isinstance(item, dict) else None
-            problems.append(f"{ident or f'object {sync.received}'}: {exc.message}")
+            crawl.problems.append(f"{ident or f'object {sync.received}'}: {exc.message}")
         else:
             sync.stored += 1
 
 
-def _drop_unlisted(partner: Partner, sync: LocationSync, listed: set[tuple[str, str, str]]) -> str:
+def _drop_unlisted(partner: Partner, sync: LocationSync, crawl: _Crawl) -> str:
     """Delete the copies a complete full list no longer holds; a sentence for the message."""
-    if sync.total is not None and sync.received < sync.total:
+    listed = crawl.listed
+    if listed is None:
+        return (
+            " The pull waited for the partner (Retry-After) and continued: "
+            "copies that were not listed are kept."
+        )
+    if sync.total is not None and sync.received - crawl.duplicates < sync.total:
         return (
             f" The pages held fewer locations than the {sync.total} announced (X-Total-Count): "
             "copies that were not listed are kept."
@@ -252,14 +368,28 @@ def _path_of(partner: Partner, item: Any) -> ObjectPath:
     return ObjectPath(str(cc), str(pid), str(ident))
 
 
-def _summary(sync: LocationSync, problems: list[str], failure: str | None = None) -> str:
+def _summary(
+    sync: LocationSync,
+    crawl: _Crawl,
+    failure: str | None = None,
+    waiting: datetime | None = None,
+) -> str:
     kind = "Full sync" if sync.full else "Incremental sync"
     text = (
         f"{kind}: {sync.pages} pages, {sync.received} locations received, "
         f"{sync.stored} stored, {sync.rejected} rejected."
     )
-    if failure:
-        text = f"{kind} failed after {sync.pages} pages: {failure} " + text.split(": ", 1)[1]
+    counts = text.split(": ", 1)[1]
+    if waiting is not None:
+        text = (
+            f"{kind} waiting until {format_datetime(waiting)} (the partner's Retry-After) "
+            f"after {sync.pages} pages: {failure} {counts}"
+        )
+    elif failure:
+        text = f"{kind} failed after {sync.pages} pages: {failure} {counts}"
+    if crawl.duplicates:
+        text += f" {crawl.duplicates} were read twice: the partner's list shrank during the pull."
+    problems = crawl.problems
     if problems:
         shown = "; ".join(problems[:REJECTIONS_SHOWN])
         more = len(problems) - REJECTIONS_SHOWN
@@ -267,6 +397,7 @@ def _summary(sync: LocationSync, problems: list[str], failure: str | None = None
     return text
 
 
-def _save(sync: LocationSync, *, started_at: Any) -> None:
-    sync.started_at = started_at
+def _save(sync: LocationSync) -> None:
+    """Write the row; every write is also the run's sign of life."""
+    sync.progress_at = now_utc()
     sync.save()

@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 
 from credentials.liveness import came_back
@@ -16,13 +17,26 @@ from . import push, sync
 AFTER_REGISTRATION = 3
 
 
-@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3660)
+# Below the broker's visibility timeout (Redis: 3600 s): a task still running then would be
+# delivered a second time (late acks). The system check ocpi.E020 keeps it so.
+PULL_SOFT_TIME_LIMIT = 3000
+
+
+@shared_task(acks_late=True, soft_time_limit=PULL_SOFT_TIME_LIMIT, time_limit=3060)
 def pull_locations(*, partner_id: int, full: bool = False) -> str:
-    """Fetch the partner's locations (all pages) and store them."""
+    """Fetch the partner's locations (all pages) and store them.
+
+    A partner that asks us to retry later leaves the pull WAITING: ``sync.pull`` has sent this
+    task again, to run no earlier than the partner's ``Retry-After``.
+    """
     try:
         return sync.pull(partner_id, full=full).message
     except sync.SyncUnavailable as exc:  # the sync row says why; retrying cannot help
         return str(exc)
+    except SoftTimeLimitExceeded:
+        return sync.stop(
+            partner_id, f"The pull was stopped after {PULL_SOFT_TIME_LIMIT} s (time limit)."
+        )
 
 
 @shared_task(acks_late=True, soft_time_limit=600, time_limit=660)

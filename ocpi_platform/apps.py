@@ -8,7 +8,7 @@ class OcpiPlatformConfig(AppConfig):
     verbose_name = "OCPI platform"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, task_checks  # noqa: F401  (registers the system checks)
 
         _ensure_broker_folders()
 

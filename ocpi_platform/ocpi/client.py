@@ -89,21 +89,43 @@ class OcpiReply:
     url: str
 
     def next_link(self) -> str | None:
-        return parse_next_link(self.headers.get("Link"))
+        """The absolute URL of the next page (a relative ``Link`` is resolved against ours)."""
+        return parse_next_link(self.headers.get("Link"), base=self.url)
 
 
-_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?', re.IGNORECASE)
+# One link-value of a ``Link`` header (RFC 8288): ``<URI>`` and its ``; name=value`` parameters.
+_LINK_VALUE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
+_REL = re.compile(r"""(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""", re.IGNORECASE)
 
 
-def parse_next_link(header: str | None) -> str | None:
+def parse_next_link(header: str | None, *, base: str | None = None) -> str | None:
+    """The target of ``rel="next"`` in a ``Link`` header, or None.
+
+    RFC 8288 allows a relative reference (``</path?offset=5>``, ``<?offset=5>``): with ``base``
+    (the URL of the request that was answered) it is resolved to an absolute URL.
+    """
     if not header:
         return None
-    match = _LINK.search(header)
-    return match.group(1) if match else None
+    for match in _LINK_VALUE.finditer(header):
+        rel = _REL.search(match.group(2))
+        if rel is None:
+            continue
+        relations = (rel.group(1) if rel.group(1) is not None else rel.group(2)).lower().split()
+        if "next" not in relations:
+            continue
+        target = match.group(1).strip()
+        if base is None:
+            return target
+        try:
+            return str(httpx.URL(base).join(target))
+        except httpx.InvalidURL:
+            return target  # the request refuses it with the reason
+    return None
 
 
-# A partner cannot make us wait longer than this (a typo, or a hostile value).
-RETRY_AFTER_MAX_SECONDS = 3600.0
+# A partner cannot make us wait longer than this (a typo, or a hostile value). It is a countdown:
+# below the broker's visibility timeout (system check ocpi.E021, ocpi_platform/task_checks.py).
+RETRY_AFTER_MAX_SECONDS = 1800.0
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -303,12 +325,29 @@ class OcpiClient:
         return self.request("DELETE", url)
 
     def iter_pages(
-        self, url: str, *, params: Mapping[str, str] | None = None, max_pages: int = 10_000
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        max_pages: int = 10_000,
+        max_rereads: int = 20,
+        total: int | None = None,
     ) -> Iterator[OcpiReply]:
-        """Follow ``Link: <…>; rel="next"`` until the last page; stop on a loop or the budget."""
+        """Follow ``Link: <…>; rel="next"`` until the last page; stop on a loop or the budget.
+
+        A list that shrinks during the crawl (``X-Total-Count`` lower than on the page before)
+        has moved the objects after the dropped ones forward: following the next link would
+        skip them. That page is not yielded; the crawl reads again from its offset lowered by
+        the drop (spec transport › Pagination), so every object still listed is read at least
+        once (some twice: storing is idempotent). A page URL without ``offset`` is re-read by
+        redoing the previous GET. ``total``: the count announced before ``url`` (a resumed
+        crawl). At most ``max_rereads`` re-reads; every fetch counts against ``max_pages``.
+        """
         seen: set[str] = set()
         next_url: str | None = url
         next_params = params
+        previous: tuple[str, Mapping[str, str] | None] | None = None
+        rereads = 0
         for _ in range(max_pages):
             if next_url is None:
                 return
@@ -319,6 +358,56 @@ class OcpiClient:
                 raise PartnerProtocolError(f"Paging loops: {next_url} was already fetched.")
             seen.add(key)
             reply = self.get(next_url, params=next_params)
+            count = _total_count(reply)
+            if total is not None and count is not None and count < total:
+                again = _reread_url(merged, total - count, previous)
+                if again is not None:
+                    rereads += 1
+                    if rereads > max_rereads:
+                        raise PartnerProtocolError(
+                            f"Paging stopped: X-Total-Count of {url} dropped {rereads} times "
+                            "during the crawl."
+                        )
+                    logger.info(
+                        "X-Total-Count of %s dropped from %s to %s: reading %s again",
+                        url,
+                        total,
+                        count,
+                        again,
+                    )
+                    # A re-read is not a loop: the pages are read again in the list's new state.
+                    seen.clear()
+                    total = count
+                    next_url, next_params = again, None
+                    continue
+            if count is not None:
+                total = count
             yield reply
+            previous = (next_url, next_params)
             next_url, next_params = reply.next_link(), None
         raise PartnerProtocolError(f"Paging stopped after {max_pages} pages of {url}.")
+
+
+def _total_count(reply: OcpiReply) -> int | None:
+    value = reply.headers.get("X-Total-Count", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _reread_url(
+    page: httpx.URL, dropped: int, previous: tuple[str, Mapping[str, str] | None] | None
+) -> str | None:
+    """Where to read again when ``dropped`` objects left the list before ``page`` was read.
+
+    The objects that were at ``offset`` … ``offset + dropped - 1`` (not read yet) may now be at
+    ``offset - dropped`` …: read from there. A page without ``offset`` (the first, or a partner
+    paging by cursor) falls back to the previous GET; the first page has nothing to redo.
+    """
+    offset = page.params.get("offset", "").strip()
+    if offset.isdigit():
+        if int(offset) == 0:
+            return None
+        return str(page.copy_set_param("offset", str(max(0, int(offset) - dropped))))
+    if previous is None:
+        return None
+    before_url, before_params = previous
+    return str(httpx.URL(before_url).copy_merge_params(dict(before_params or {})))

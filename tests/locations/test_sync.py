@@ -7,13 +7,19 @@ client's transport seam, serving the spec's example location under several ids.
 from __future__ import annotations
 
 import base64
+import io
+import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
-from django.db import transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.management import call_command
+from django.db import connection, transaction
 
 from credentials.models import PartnerState
 from locations import services, sync, tasks
@@ -599,3 +605,319 @@ def test_a_queued_pull_that_cannot_run_ends_failed_with_the_reason(cpo, partner)
     assert (saved.state, saved.message) == (SyncState.FAILED, "The partner is not registered.")
     assert saved.finished_at is not None
     assert partner.requests == []
+
+
+# --- a partner that asks us to retry later (Retry-After) -----------------------------------
+
+
+class BusyPartner(LocationsPartner):
+    """Answers the list requests numbered in ``busy`` (1-based) with 429 and ``Retry-After``."""
+
+    def __init__(self, *args: Any, busy: dict[int, tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.busy = busy
+        self.accepted_tokens.add("partner-token-c")
+
+    def _page(self, request: Any) -> Any:
+        answer = self.busy.get(len(self.list_requests))
+        if answer is None:
+            return super()._page(request)
+        status, retry_after = answer
+        return httpx.Response(
+            status,
+            json=envelope(status_code=2000, message="Slow down"),
+            headers={"Retry-After": retry_after},
+        )
+
+
+def test_a_429_with_retry_after_makes_the_pull_wait_and_continue_at_that_page_no_earlier(
+    cpo, sent, django_capture_on_commit_callbacks
+):
+    busy = BusyPartner(locations=[served(f"LOC{n}") for n in range(1, 6)], busy={2: (429, "8")})
+    before = now_utc()
+    with use_transport(busy.transport()), django_capture_on_commit_callbacks(execute=True):
+        waiting = tasks.pull_locations(partner_id=cpo.partner.pk, full=True)
+    after = now_utc()
+
+    saved = row(cpo)
+    assert saved.state == SyncState.WAITING
+    assert before + timedelta(seconds=8) <= saved.retry_at <= after + timedelta(seconds=8)
+    assert saved.next_url == f"{PARTNER_LOCATIONS}?offset=2&limit=2"
+    assert (saved.pages, saved.stored, saved.waits, saved.finished_at) == (1, 2, 1, None)
+    assert waiting == saved.message
+    assert saved.message.startswith(
+        f"Full sync waiting until {format_datetime(saved.retry_at)} (the partner's Retry-After) "
+        f"after 1 pages: GET {PARTNER_LOCATIONS}?offset=2&limit=2 failed with HTTP 429"
+    )
+    # The task is sent again, to run no earlier than the partner asked.
+    assert sent == [{"kwargs": {"partner_id": cpo.partner.pk, "full": True}, "countdown": 8}]
+    assert sync.cannot_pull(cpo.partner) == (
+        f"the partner asked us to wait until {format_datetime(saved.retry_at)} (Retry-After); "
+        "the pull continues then"
+    )
+
+    # Before that time nothing calls the partner: a pull finds it waiting, a request keeps the
+    # row WAITING and is sent for the time the partner asked.
+    with use_transport(busy.transport()), django_capture_on_commit_callbacks(execute=True):
+        early = sync.pull(cpo.partner.pk)
+        sync.request_pull(cpo.partner.pk)
+    assert early.state == SyncState.WAITING
+    assert len(busy.list_requests) == 2
+    assert row(cpo).state == SyncState.WAITING
+    assert sent[1]["countdown"] in (7, 8)
+
+    # The time has come: the pull continues at the page that was refused.
+    LocationSync.objects.filter(partner=cpo.partner).update(retry_at=now_utc())
+    with use_transport(busy.transport()):
+        message = tasks.pull_locations(partner_id=cpo.partner.pk, full=True)
+
+    assert [query(r.url) for r in busy.list_requests[2:]] == [
+        {"offset": "2", "limit": "2"},
+        {"offset": "4", "limit": "2"},
+    ]
+    done = row(cpo)
+    assert (done.state, done.pages, done.received, done.stored) == (SyncState.DONE, 3, 5, 5)
+    assert (done.waits, done.retry_at, done.next_url) == (0, None, "")
+    assert done.synced_until == done.started_at == saved.started_at
+    assert sorted(copies(cpo)) == [f"LOC{n}" for n in range(1, 6)]
+    # The keys of the first page are not known any more: nothing is deleted.
+    assert message.endswith("continued: copies that were not listed are kept.")
+
+
+def test_a_retry_after_date_on_a_503_is_the_earliest_next_attempt(
+    cpo, sent, django_capture_on_commit_callbacks
+):
+    when = (now_utc() + timedelta(seconds=120)).replace(microsecond=0)
+    busy = BusyPartner(
+        locations=[served("LOC1")], busy={1: (503, when.strftime("%a, %d %b %Y %H:%M:%S GMT"))}
+    )
+    with use_transport(busy.transport()), django_capture_on_commit_callbacks(execute=True):
+        result = sync.pull(cpo.partner.pk)
+
+    assert result.state == SyncState.WAITING
+    assert abs((row(cpo).retry_at - when).total_seconds()) < 1
+    assert row(cpo).next_url == ""  # the first page: it starts over
+    assert sent[0]["countdown"] in (119, 120)
+
+    LocationSync.objects.filter(partner=cpo.partner).update(retry_at=now_utc())
+    with use_transport(busy.transport()):
+        done = sync.pull(cpo.partner.pk)
+    assert (done.state, done.stored) == (SyncState.DONE, 1)
+    assert query(busy.list_requests[-1].url) == {}
+    assert "continued" not in done.message  # nothing was read before the wait: a whole list
+
+
+def test_a_partner_that_keeps_asking_to_wait_fails_the_pull(
+    cpo, sent, django_capture_on_commit_callbacks
+):
+    busy = BusyPartner(
+        locations=[served("LOC1")], busy={n: (429, "1") for n in range(1, sync.MAX_WAITS + 2)}
+    )
+    with use_transport(busy.transport()), django_capture_on_commit_callbacks(execute=True):
+        for _ in range(sync.MAX_WAITS):
+            assert sync.pull(cpo.partner.pk).state == SyncState.WAITING
+            LocationSync.objects.filter(partner=cpo.partner).update(retry_at=now_utc())
+        failed = sync.pull(cpo.partner.pk)
+
+    assert failed.state == SyncState.FAILED
+    assert f"The partner asked us to wait {sync.MAX_WAITS + 1} times in a row." in failed.message
+    assert len(sent) == sync.MAX_WAITS
+
+
+def test_a_503_without_retry_after_still_fails_the_pull(cpo, partner):
+    partner.respond_next(503, envelope(status_code=3000, message="Maintenance"))
+
+    assert sync.pull(cpo.partner.pk).state == SyncState.FAILED
+
+
+# --- progress per page: a long pull is not started twice -----------------------------------
+
+
+def test_progress_is_recorded_per_page_and_the_start_is_kept(cpo, partner):
+    partner.locations = [served(f"LOC{n}") for n in range(1, 6)]
+    seen: list[tuple[Any, Any, str]] = []
+
+    def progress(current: LocationSync) -> None:
+        stored = row(cpo)
+        seen.append((stored.started_at, stored.progress_at, stored.next_url))
+
+    sync.pull(cpo.partner.pk, progress=progress)
+
+    starts = {start for start, _, _ in seen}
+    assert len(starts) == 1
+    beats = [beat for _, beat, _ in seen]
+    assert beats == sorted(beats)
+    assert beats[0] >= starts.pop()
+    assert [url for _, _, url in seen] == [
+        f"{PARTNER_LOCATIONS}?offset=2&limit=2",
+        f"{PARTNER_LOCATIONS}?offset=4&limit=2",
+        "",
+        "",
+    ]
+
+
+def test_a_long_running_pull_with_recent_progress_is_not_taken_over(cpo, partner):
+    partner.locations = [served("LOC1")]
+    LocationSync.objects.create(
+        partner=cpo.partner,
+        state=SyncState.RUNNING,
+        started_at=now_utc() - timedelta(hours=2),  # long: older than STALE
+        progress_at=now_utc() - timedelta(minutes=1),  # but alive
+    )
+
+    assert sync.cannot_pull(cpo.partner) == "a pull is running already"
+    assert sync.pull(cpo.partner.pk).state == SyncState.RUNNING
+    assert partner.requests == []
+
+    LocationSync.objects.filter(partner=cpo.partner).update(
+        progress_at=now_utc() - sync.STALE - timedelta(seconds=1)
+    )
+    assert sync.pull(cpo.partner.pk).state == SyncState.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_pull_while_a_long_one_is_live_does_not_crawl_again(cpo):
+    """Real threads, own connections: the first pull is blocked on its second page."""
+    fake = LocationsPartner(locations=[served(f"LOC{n}") for n in range(1, 6)])
+    fake.accepted_tokens.add("partner-token-c")
+    on_page_2, release = threading.Event(), threading.Event()
+    original = fake._page
+
+    def slow_page(request: Any) -> Any:
+        if query(str(request.url)).get("offset") == "2":
+            on_page_2.set()
+            assert release.wait(10)
+        return original(request)
+
+    fake._page = slow_page  # type: ignore[method-assign]
+    results: list[LocationSync] = []
+
+    def first() -> None:
+        try:
+            with use_transport(fake.transport()):
+                results.append(sync.pull(cpo.partner.pk, full=True))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert on_page_2.wait(10)
+        # It has run for longer than STALE, but it reported progress a moment ago.
+        LocationSync.objects.filter(partner=cpo.partner).update(
+            started_at=now_utc() - sync.STALE - timedelta(hours=1)
+        )
+        with use_transport(fake.transport()):
+            second = sync.pull(cpo.partner.pk, full=True)
+        assert second.state == SyncState.RUNNING
+        assert second.message == "A sync of this partner is already running."
+    finally:
+        release.set()
+        thread.join(10)
+    assert [r.state for r in results] == [SyncState.DONE]
+    assert len(fake.list_requests) == 3  # one crawl only
+
+
+# --- the partner's list shrinks during the pull; relative Link ------------------------------
+
+
+def test_a_list_that_shrinks_mid_pull_skips_and_deletes_nothing_still_listed(cpo, partner):
+    partner.locations = [served(f"LOC{n}") for n in range(1, 6)]
+    sync.pull(cpo.partner.pk, full=True)
+    partner.requests.clear()
+
+    def progress(current: LocationSync) -> None:
+        if current.pages == 1 and current.state == SyncState.RUNNING:
+            partner.locations.pop(0)  # LOC1 leaves after the first page: LOC3 moves to 1
+
+    result = sync.pull(cpo.partner.pk, full=True, progress=progress)
+
+    assert [query(r.url) for r in partner.list_requests] == [
+        {},
+        {"offset": "2", "limit": "2"},  # announces 4, not 5: read again from one earlier
+        {"offset": "1", "limit": "2"},
+        {"offset": "3", "limit": "2"},
+    ]
+    assert result.state == SyncState.DONE
+    assert result.total == 4
+    # LOC3 was not skipped, so it is not taken for one the partner no longer lists.
+    assert sorted(copies(cpo)) == [f"LOC{n}" for n in range(1, 6)]
+    assert "deleted" not in result.message
+
+
+def test_objects_read_twice_are_counted_once_against_the_total(cpo, partner):
+    partner.locations = [served(f"LOC{n}") for n in range(1, 6)]
+    sync.pull(cpo.partner.pk, full=True)
+
+    def progress(current: LocationSync) -> None:
+        if current.pages == 1 and current.state == SyncState.RUNNING:
+            partner.locations.pop()  # LOC5 leaves: the list shrinks after our position
+
+    result = sync.pull(cpo.partner.pk, full=True, progress=progress)
+
+    assert result.state == SyncState.DONE
+    assert "1 were read twice: the partner's list shrank during the pull." in result.message
+    assert result.message.endswith(" 1 copies no longer listed by the partner were deleted.")
+    assert sorted(copies(cpo)) == ["LOC1", "LOC2", "LOC3", "LOC4"]
+
+
+@pytest.mark.parametrize(
+    "relative", ["/ocpi/2.2.1/locations?{query}", "?{query}"], ids=["path", "query"]
+)
+def test_a_relative_link_is_followed_on_the_partners_host(cpo, relative):
+    class RelativeLinks(LocationsPartner):
+        def _page(self, request: Any) -> Any:
+            response = super()._page(request)
+            link = response.headers.get("Link")
+            if link:
+                target = urlsplit(link[1 : link.index(">")])
+                response.headers["Link"] = f'<{relative.format(query=target.query)}>; rel="next"'
+            return response
+
+    fake = RelativeLinks(locations=[served(f"LOC{n}") for n in range(1, 6)])
+    fake.accepted_tokens.add("partner-token-c")
+    with use_transport(fake.transport()):
+        result = sync.pull(cpo.partner.pk, full=True)
+
+    assert result.state == SyncState.DONE, result.message
+    assert [r.url for r in fake.list_requests] == [
+        PARTNER_LOCATIONS,
+        f"{PARTNER_LOCATIONS}?offset=2&limit=2",
+        f"{PARTNER_LOCATIONS}?offset=4&limit=2",
+    ]
+    assert len(copies(cpo)) == 5
+
+
+def test_a_pull_stopped_by_the_task_time_limit_ends_failed(cpo, partner):
+    partner.locations = [served(f"LOC{n}") for n in range(1, 6)]
+    original = partner._page
+
+    def page(request: Any) -> Any:
+        if query(str(request.url)).get("offset") == "2":
+            raise SoftTimeLimitExceeded()
+        return original(request)
+
+    partner._page = page  # type: ignore[method-assign]
+
+    message = tasks.pull_locations(partner_id=cpo.partner.pk, full=True)
+
+    saved = row(cpo)
+    assert saved.state == SyncState.FAILED
+    assert saved.finished_at is not None
+    assert message == saved.message
+    assert message.startswith("Full sync failed after 1 pages: The pull was stopped after 3000 s")
+
+
+def test_the_command_reports_a_waiting_pull_and_the_worker_continues_it(
+    cpo, sent, django_capture_on_commit_callbacks
+):
+    busy = BusyPartner(locations=[served("LOC1")], busy={1: (429, "30")})
+    out = io.StringIO()
+    with use_transport(busy.transport()), django_capture_on_commit_callbacks(execute=True):
+        call_command("ocpi_pull_locations", "be-cpo", "--json", stdout=out)
+
+    result = json.loads(out.getvalue())
+    assert result["state"] == SyncState.WAITING
+    assert result["retry_at"] == format_datetime(row(cpo).retry_at)
+    assert result["progress_at"] is not None
+    assert sent == [{"kwargs": {"partner_id": cpo.partner.pk, "full": True}, "countdown": 30}]

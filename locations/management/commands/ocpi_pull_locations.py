@@ -1,7 +1,9 @@
 """Pull a partner's locations from its locations SENDER interface and store them.
 
 By default the pull runs here, in the foreground, with a progress bar on stderr (when stderr is
-a terminal). ``--queue`` hands it to the Celery worker instead and returns at once.
+a terminal). ``--queue`` hands it to the Celery worker instead and returns at once. A partner
+that asks us to retry later (``Retry-After``) leaves the pull WAITING: the worker continues it
+then, and the command says so (exit status 0).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def sync_summary(row: LocationSync) -> dict[str, Any]:
         "rejected": row.rejected,
         "message": row.message or None,
         "started_at": when(row.started_at),
+        "progress_at": when(row.progress_at),
         "finished_at": when(row.finished_at),
+        "retry_at": when(row.retry_at),
         "synced_until": when(row.synced_until),
     }
 
@@ -94,6 +98,9 @@ class Command(PartnerCommand):
         finally:
             bar.close()
         payload = {"partner": partner.name, **sync_summary(row)}
+        if row.state == SyncState.WAITING:
+            self.emit(options, payload, row.message + " The worker continues the pull then.")
+            return
         if row.state != SyncState.DONE:
             self.emit(options, payload, "")
             raise CommandError(row.message or f"The pull ended in state {row.state}.")
