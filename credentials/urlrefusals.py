@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from ocpi_platform.ocpi.client import UrlRefused
+from ocpi_platform.ocpi.types import now_utc
 
 from .models import PartnerEvent
 
-logger = logging.getLogger(__name__)
-
 KIND = "url_refused"
+# The same refusal is recorded again at most this often (pings, pushes and retries repeat it).
+REPEAT_AFTER = timedelta(hours=1)
 
 
 def record_refusal(partner_id: int, refused: UrlRefused) -> None:
-    """One event per refusal; the same refusal right after the last one is not repeated (a
-    partner pinged every minute at a refused URL does not fill the trail)."""
-    last = PartnerEvent.objects.filter(partner_id=partner_id).first()
-    if last is not None and last.kind == KIND and last.message == refused.message:
-        return
-    PartnerEvent.objects.create(partner_id=partner_id, kind=KIND, message=refused.message)
+    """An event naming the URL and the rule; an identical one within REPEAT_AFTER is skipped."""
+    recent = PartnerEvent.objects.filter(
+        partner_id=partner_id,
+        kind=KIND,
+        message=refused.message,
+        created_at__gt=now_utc() - REPEAT_AFTER,
+    )
+    if not recent.exists():
+        PartnerEvent.objects.create(partner_id=partner_id, kind=KIND, message=refused.message)
 
 
 def recorder(partner_id: int) -> Callable[[UrlRefused], None]:

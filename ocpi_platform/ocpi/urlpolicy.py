@@ -295,6 +295,10 @@ def resolve(host: str, port: int) -> list[str]:
 
 def _resolve_or_fail(host: str, port: int) -> list[str]:
     try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]  # a literal address: no lookup
+    except ValueError:
+        pass
+    try:
         addresses = resolve(host, port)
     except OSError as exc:
         raise httpcore.ConnectError(f"{host} did not resolve: {exc}") from None
