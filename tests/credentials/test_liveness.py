@@ -378,9 +378,7 @@ def test_without_a_throttle_every_request_writes_seen(api, registered, settings)
 
 
 def test_the_throttle_is_per_partner(api, registered):
-    other = make_registered(
-        "other", party_id="OTH", versions_url="https://other.test/ocpi/versions"
-    )
+    other = make_registered("other", party_id="OTH", versions_url="https://oth.test/ocpi/versions")
 
     with CaptureQueriesContext(connection) as queries:
         for _ in range(2):
