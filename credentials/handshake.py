@@ -31,9 +31,11 @@ from ocpi_platform.ocpi.parties import Party, our_parties
 from ocpi_platform.ocpi.principal import PartnerPrincipal, TokenEncoding, TokenKind
 from ocpi_platform.ocpi.registry import VERSION, versions_url
 from ocpi_platform.ocpi.types import Role, now_utc, validate_credentials_token, validate_url
+from ocpi_platform.ocpi.urlpolicy import PolicyViolation
+from ocpi_platform.ocpi.urlpolicy import current as url_policy
 
-from . import liveness, signals, tokens
-from .discovery import Discovery, discover
+from . import liveness, signals, tokens, urlrefusals
+from .discovery import Discovery, DiscoveryFailed, discover
 from .models import (
     ConnectionStatus,
     InboundToken,
@@ -266,6 +268,7 @@ def _client(partner: Partner, token: str | None = None) -> OcpiClient:
         token if token is not None else tokens.outbound_token(partner),
         encoding=TokenEncoding(partner.token_encoding),
         read_timeout=settings.OCPI_HTTP_HANDSHAKE_TIMEOUT,
+        on_refused=urlrefusals.recorder(partner.pk),
     )
 
 
@@ -305,7 +308,9 @@ def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, 
         Partner.objects.filter(pk=partner.pk).exclude(state=PartnerState.REGISTERED).update(
             state=PartnerState.REGISTERING
         )
-        with OcpiClient(offer.token, encoding=principal.encoding) as client:
+        with OcpiClient(
+            offer.token, encoding=principal.encoding, on_refused=urlrefusals.recorder(partner.pk)
+        ) as client:
             found = discover(client, offer.url, version=VERSION)
             encoding = client.encoding
         try:
@@ -330,7 +335,7 @@ def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, 
                 "One of these parties was just registered by another connection."
             ) from None
     except OcpiError as exc:
-        _fail(partner.pk, "registration_failed", exc.message)
+        _fail(partner.pk, "registration_failed", _message(exc))
         raise
     finally:
         release(partner.pk)
@@ -351,7 +356,9 @@ def update_credentials(*, principal: PartnerPrincipal, offer: Offer) -> dict[str
     if not claim(partner.pk):
         raise ServerError("Another credentials update for this partner is running; retry shortly.")
     try:
-        with OcpiClient(offer.token, encoding=principal.encoding) as client:
+        with OcpiClient(
+            offer.token, encoding=principal.encoding, on_refused=urlrefusals.recorder(partner.pk)
+        ) as client:
             found = discover(client, offer.url, version=VERSION)
             encoding = client.encoding
         with transaction.atomic():
@@ -373,7 +380,7 @@ def update_credentials(*, principal: PartnerPrincipal, offer: Offer) -> dict[str
                 f"{len(found.endpoints)} endpoints); both tokens rotated.",
             )
     except OcpiError as exc:
-        record(partner, "update_failed", exc.message)
+        record(partner, "update_failed", _message(exc))
         raise
     finally:
         release(partner.pk)
@@ -443,6 +450,10 @@ def connect_partner(*, name: str, versions_url: str, token_a: str) -> PartnerJob
         validate_url(versions_url)
     except ValueError as exc:
         raise HandshakeFailed(f"The versions URL {exc}.") from None
+    try:
+        url_policy().check_url(versions_url)
+    except PolicyViolation as exc:
+        raise HandshakeFailed(f"The versions URL is not called: {exc.rule}.") from None
     try:
         validate_credentials_token(token_a)
     except ValueError as exc:
@@ -607,6 +618,9 @@ _RUNNERS: dict[str, Callable[[Partner], str]] = {
 
 
 def _message(exc: Exception) -> str:
+    """For the operator (a 3001 tells the partner less: ``DiscoveryFailed.operator_message``)."""
+    if isinstance(exc, DiscoveryFailed):
+        return exc.operator_message
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 

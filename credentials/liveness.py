@@ -33,7 +33,7 @@ from ocpi_platform.ocpi.client import OcpiClient, OcpiReply, PartnerError, Partn
 from ocpi_platform.ocpi.principal import TokenEncoding
 from ocpi_platform.ocpi.types import format_datetime, now_utc
 
-from . import signals, tokens
+from . import signals, tokens, urlrefusals
 from .models import ConnectionStatus, Partner, PartnerState, StatusChange
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ def client_for(partner: Partner, *, mark_seen_on_reply: bool = True, **kwargs: A
         tokens.outbound_token(partner),
         encoding=TokenEncoding(partner.token_encoding),
         on_reply=seen if mark_seen_on_reply else None,
+        on_refused=urlrefusals.recorder(partner.pk),  # a URL policy refusal goes on the trail
         **kwargs,
     )
 

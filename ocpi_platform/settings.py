@@ -253,3 +253,11 @@ if not DEBUG:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     }
+
+# --- Outbound URL policy (SSRF guard; see ocpi_platform/ocpi/urlpolicy.py) ------------------
+# Partner URLs are called over https only and never at a loopback, private, link-local,
+# unique-local, multicast or unspecified address (checked on the resolved addresses at connect
+# time). Plain http and loopback only when OCPI_PUBLIC_URL itself is http on loopback.
+# OCPI_OUTBOUND_ALLOWED: comma list of host names (*.vpn.example for the names under it) and
+# networks (10.8.0.0/16) allowed despite the address rules, e.g. a partner on a VPN.
+OCPI_OUTBOUND_ALLOWED = env.list("OCPI_OUTBOUND_ALLOWED", default=[])

@@ -149,7 +149,7 @@ def make_registered(
     country_code: str = "DE",
     party_id: str = "XYZ",
     role: str = "EMSP",
-    versions_url: str = "http://partner.test/ocpi/versions",
+    versions_url: str = "https://partner.test/ocpi/versions",
     outbound_token: str = "partner-token-c",
 ) -> RegisteredPartner:
     partner = Partner.objects.create(
@@ -187,7 +187,7 @@ def registered(db: None) -> RegisteredPartner:
 def partner_offer(
     token: str = "partner-token-b",
     *,
-    url: str = "http://partner.test/ocpi/versions",
+    url: str = "https://partner.test/ocpi/versions",
     roles: list[dict] | None = None,
 ) -> dict:
     """A partner's credentials object (as in its POST/PUT body)."""

@@ -6,9 +6,16 @@ and correlation ids; it unwraps the envelope and classifies every failure once:
 * ``PartnerRejected`` (permanent): HTTP 4xx, OCPI 2xxx, or a hub's 4001;
 * ``PartnerUnavailable`` (transient): no connection, timeout, HTTP 5xx/429, OCPI 3xxx,
   hub 4002/4003;
-* ``PartnerProtocolError`` (permanent): not JSON, not an envelope, a redirect.
+* ``PartnerProtocolError`` (permanent): not JSON, not an envelope, a redirect;
+* ``UrlRefused`` (permanent, a ``PartnerRejected``): the outbound URL policy (``urlpolicy``)
+  forbids the URL or an address it resolves to; nothing was sent.
 
-Tests inject an ``httpx`` transport through ``use_transport`` (the only seam).
+Each error has a ``message`` for the operator (it may quote a few words of the partner's answer)
+and a ``public`` text that may be relayed to the partner: short, and never quoting anything of an
+answer that is not an OCPI envelope.
+
+Tests inject an ``httpx`` transport through ``use_transport`` (the only seam); the URL policy
+still applies to it (without resolving or connecting).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from django.conf import settings
 from .headers import CORRELATION_ID, REQUEST_ID, RoutingHeaders, current_correlation_id, new_id
 from .principal import TokenEncoding
 from .status import OcpiStatus
+from .urlpolicy import PolicyViolation, current, transports
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +66,12 @@ class PartnerError(Exception):
         http_status: int | None = None,
         ocpi_status: int | None = None,
         retry_after: float | None = None,
+        public: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        # What may be told to the partner (in a 3001): by default the message itself.
+        self.public = public or message
         self.http_status = http_status
         self.ocpi_status = ocpi_status
         # Seconds the partner asked us to wait (``Retry-After`` of a 429/503), else None.
@@ -77,6 +88,16 @@ class PartnerUnavailable(PartnerError):
 
 class PartnerProtocolError(PartnerError):
     permanent = True
+
+
+class UrlRefused(PartnerRejected):
+    """The outbound URL policy forbids the call; ``rule`` says which rule. Nothing was sent."""
+
+    permanent = True
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -158,6 +179,18 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+# At most this much of a partner's status_message is relayed back to it (in our 3001 text).
+PUBLIC_MESSAGE_LIMIT = 120
+
+
+def _is_ocpi_envelope(body: Any) -> bool:
+    """An answer that is an OCPI envelope: a numeric status_code and a timestamp."""
+    if not isinstance(body, dict):
+        return False
+    code, timestamp = body.get("status_code"), body.get("timestamp")
+    return isinstance(code, int) and not isinstance(code, bool) and isinstance(timestamp, str)
+
+
 class OcpiClient:
     """Calls one partner with one token. Use as a context manager, or call ``close()``."""
 
@@ -170,10 +203,13 @@ class OcpiClient:
         routing: RoutingHeaders | None = None,
         encoding_fallback: bool = True,
         on_reply: Callable[[OcpiReply], None] | None = None,
+        on_refused: Callable[[UrlRefused], None] | None = None,
     ) -> None:
         self._token = token
         # Called with every successful reply (the partner is alive: callers mark it seen).
         self.on_reply = on_reply
+        # Called when the URL policy refuses a call (callers record it on the partner).
+        self.on_refused = on_refused
         self.encoding = encoding
         self.encoding_fallback = encoding_fallback
         self.routing = routing
@@ -181,10 +217,14 @@ class OcpiClient:
             read_timeout or settings.OCPI_HTTP_READ_TIMEOUT,
             connect=settings.OCPI_HTTP_CONNECT_TIMEOUT,
         )
+        # Every request goes through the URL policy; environment proxies are mounted by it.
+        transport, mounts = transports(current(), _transport.get())
         self._http = httpx.Client(
             timeout=timeout,
             follow_redirects=False,
-            transport=_transport.get(),
+            transport=transport,
+            mounts=mounts,
+            trust_env=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
 
@@ -226,13 +266,23 @@ class OcpiClient:
                 params=params,
                 headers=self._headers(encoding, json is not None),
             )
+        except PolicyViolation as exc:
+            refused = UrlRefused(
+                f"{method} {url} was not called: {exc.rule} (outbound URL policy).", rule=exc.rule
+            )
+            logger.warning("%s", refused.message)
+            if self.on_refused is not None:
+                self.on_refused(refused)
+            raise refused from None
         except httpx.TimeoutException:
             raise PartnerUnavailable(f"{method} {url} timed out.") from None
         except httpx.InvalidURL:
             raise PartnerRejected(f"{url!r} is not a URL we can call.") from None
         except httpx.TransportError as exc:
+            # What the connection said stays with the operator (it may quote the peer's bytes).
             raise PartnerUnavailable(
-                f"{method} {url} failed: {type(exc).__name__}: {_short(str(exc))}"
+                f"{method} {url} failed: {type(exc).__name__}: {_short(str(exc))}",
+                public=f"{method} {url} failed: {type(exc).__name__}.",
             ) from None
 
     def request(
@@ -268,8 +318,10 @@ class OcpiClient:
         if 300 <= status < 400:
             raise PartnerProtocolError(
                 f"{what} answered with a redirect (HTTP {status}) to "
-                f"{response.headers.get('Location', '?')}; redirects are not followed.",
+                f"{_short(response.headers.get('Location', '?'))}; redirects are not followed.",
                 http_status=status,
+                public=f"{what} answered with a redirect (HTTP {status}); "
+                "redirects are not followed.",
             )
         try:
             body = response.json()
@@ -278,22 +330,32 @@ class OcpiClient:
         envelope = body if isinstance(body, dict) and "status_code" in body else None
         message = envelope.get("status_message") if envelope else None
         detail = f": {_short(str(message)).rstrip('.')}" if message else ""
+        # Only an OCPI envelope's status_message is relayed to the partner, and only its start.
+        public_detail = (
+            f": {_short(str(message), PUBLIC_MESSAGE_LIMIT).rstrip('.')}"
+            if message and _is_ocpi_envelope(envelope)
+            else ""
+        )
         if status == 429 or status >= 500:
             raise PartnerUnavailable(
                 f"{what} failed with HTTP {status}{detail}.",
                 http_status=status,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                public=f"{what} failed with HTTP {status}{public_detail}.",
             )
         if status >= 400:
             raise PartnerRejected(
-                f"{what} was refused with HTTP {status}{detail}.", http_status=status
+                f"{what} was refused with HTTP {status}{detail}.",
+                http_status=status,
+                public=f"{what} was refused with HTTP {status}{public_detail}.",
             )
         if envelope is None:
-            kind = response.headers.get("Content-Type", "no content type")
+            kind = _short(response.headers.get("Content-Type", "no content type"), 60)
             what_came = "a JSON value that is not an OCPI envelope" if body is not None else kind
             raise PartnerProtocolError(
                 f"{what} did not answer with an OCPI envelope (got {what_came}).",
                 http_status=status,
+                public=f"{what} did not answer with an OCPI envelope (HTTP {status}, {kind}).",
             )
         try:
             code = int(envelope["status_code"])
@@ -302,12 +364,13 @@ class OcpiClient:
         if 1000 <= code < 2000:
             return OcpiReply(status, code, message, envelope.get("data"), response.headers, url)
         error = f"{what} answered OCPI status {code}{detail}."
+        public = f"{what} answered OCPI status {code}{public_detail}."
         if 3000 <= code < 4000 or code in (
             OcpiStatus.TIMEOUT_ON_FORWARDED_REQUEST,
             OcpiStatus.CONNECTION_PROBLEM,
         ):
-            raise PartnerUnavailable(error, http_status=status, ocpi_status=code)
-        raise PartnerRejected(error, http_status=status, ocpi_status=code)
+            raise PartnerUnavailable(error, http_status=status, ocpi_status=code, public=public)
+        raise PartnerRejected(error, http_status=status, ocpi_status=code, public=public)
 
     def get(self, url: str, *, params: Mapping[str, str] | None = None) -> OcpiReply:
         return self.request("GET", url, params=params)

@@ -249,7 +249,7 @@ def test_connect_shows_errors_without_the_token(admin_client: Client):
         url, {"name": "Them", "versions_url": "not a url", "token_a": "secret-token-a"}
     )
     too_long = admin_client.post(
-        url, {"name": "Them", "versions_url": "http://127.0.0.1:9/versions", "token_a": "t" * 65}
+        url, {"name": "Them", "versions_url": "https://p.test/versions", "token_a": "t" * 65}
     )
 
     assert "The versions URL is not a valid http(s) URL." in bad_url.content.decode()
@@ -262,7 +262,7 @@ def test_connect_shows_errors_without_the_token(admin_client: Client):
 def test_connect_starts_the_registration(admin_client: Client):
     response = admin_client.post(
         reverse("admin:credentials_partner_connect"),
-        {"name": "Them", "versions_url": "http://127.0.0.1:9/versions", "token_a": "their-a-1"},
+        {"name": "Them", "versions_url": "https://p.test/versions", "token_a": "their-a-1"},
     )
 
     partner = Partner.objects.get(name="Them")

@@ -28,11 +28,11 @@ def _role(**overrides):
         ([partner_offer()], "got a JSON list"),
         ("just a string", "got a JSON str"),
         (
-            {"url": "http://partner.test/ocpi/versions", "roles": [_role()]},
+            {"url": "https://partner.test/ocpi/versions", "roles": [_role()]},
             "token: This field is required",
         ),
         ({"token": "t", "roles": [_role()]}, "url: This field is required"),
-        ({"token": "t", "url": "http://partner.test/v"}, "roles: This field is required"),
+        ({"token": "t", "url": "https://partner.test/v"}, "roles: This field is required"),
         (partner_offer(roles=[]), "roles: This list may not be empty"),
         (partner_offer("x" * 65), "token: Ensure this field has no more than 64 characters"),
         (partner_offer("with space"), "token: must contain only printable ASCII"),

@@ -47,7 +47,7 @@ def test_connect_starts_a_job_and_validates_input(django_capture_on_commit_callb
                 "ocpi_connect",
                 "acme",
                 "--versions-url",
-                "http://partner.test/ocpi/versions",
+                "https://partner.test/ocpi/versions",
                 "--token-a",
                 "abc",
                 "--json",

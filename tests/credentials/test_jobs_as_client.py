@@ -115,7 +115,7 @@ def test_connect_with_invalid_input_is_refused_at_once(db):
     with pytest.raises(handshake.HandshakeFailed, match="versions URL is not a valid"):
         handshake.connect_partner(name="p", versions_url="nope", token_a="abc")
     with pytest.raises(handshake.HandshakeFailed, match="Token A must be at most 64"):
-        handshake.connect_partner(name="p", versions_url="http://partner.test/v", token_a="x" * 65)
+        handshake.connect_partner(name="p", versions_url="https://partner.test/v", token_a="x" * 65)
     assert not Partner.objects.exists()
 
 
@@ -144,7 +144,7 @@ def test_failed_rotation_keeps_the_current_tokens(fake_partner, registered, api)
     fake_partner.respond_next(
         200,
         {
-            "data": [{"version": "2.2.1", "url": "http://partner.test/ocpi/2.2.1"}],
+            "data": [{"version": "2.2.1", "url": "https://partner.test/ocpi/2.2.1"}],
             "status_code": 1000,
             "timestamp": "x",
         },
@@ -216,7 +216,7 @@ def test_refresh_stores_the_current_endpoints(fake_partner, registered):
 
     assert PartnerJob.objects.get(pk=job.pk).state == JobState.SUCCEEDED
     partner = Partner.objects.get(pk=registered.partner.pk)
-    assert partner.endpoint_url("sessions") == "http://partner.test/ocpi/2.2.1/sessions"
+    assert partner.endpoint_url("sessions") == "https://partner.test/ocpi/2.2.1/sessions"
 
 
 def test_connect_to_a_partner_whose_party_is_taken_undoes_its_registration(fake_partner):

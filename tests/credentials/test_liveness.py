@@ -39,10 +39,10 @@ from tests.outbox.test_push import document, ours, pending, receiver, rows
 
 pytestmark = pytest.mark.django_db
 
-VERSIONS_URL = "http://partner.test/ocpi/versions"
+VERSIONS_URL = "https://partner.test/ocpi/versions"
 CREDENTIALS = "/ocpi/2.2.1/credentials"
 REDIS_URL = "redis://127.0.0.1:6379/10"
-VERSION_LIST = [{"version": "2.2.1", "url": "http://partner.test/ocpi/2.2.1"}]
+VERSION_LIST = [{"version": "2.2.1", "url": "https://partner.test/ocpi/2.2.1"}]
 
 CONNECTED = ConnectionStatus.CONNECTED
 OFFLINE = ConnectionStatus.OFFLINE
@@ -378,7 +378,7 @@ def test_without_a_throttle_every_request_writes_seen(api, registered, settings)
 
 
 def test_the_throttle_is_per_partner(api, registered):
-    other = make_registered("other", party_id="OTH", versions_url="http://other.test/ocpi/versions")
+    other = make_registered("other", party_id="OTH", versions_url="https://oth.test/ocpi/versions")
 
     with CaptureQueriesContext(connection) as queries:
         for _ in range(2):
@@ -670,7 +670,7 @@ def population(db: None) -> Population:
 
     def partner(name: str, party: str, **values: Any) -> RegisteredPartner:
         made = make_registered(
-            name, party_id=party, versions_url=f"http://{name}.test/ocpi/versions"
+            name, party_id=party, versions_url=f"https://{name}.test/ocpi/versions"
         )
         force(made, **values)
         return made
@@ -853,11 +853,11 @@ def test_suspending_cancels_open_rows(emsp):
 def test_no_row_for_an_offline_or_suspended_partner(emsp, status):
     other = receiver(
         "fr-nsp",
-        "http://other.test/ocpi/2.2.1/locations/",
+        "https://other.test/ocpi/2.2.1/locations/",
         country_code="FR",
         party_id="NSP",
         role="NSP",
-        versions_url="http://other.test/ocpi/versions",
+        versions_url="https://other.test/ocpi/versions",
     )
     liveness.set_status(emsp.partner.pk, status, "test")
 

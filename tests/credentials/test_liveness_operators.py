@@ -26,7 +26,7 @@ from ocpi_platform.ocpi.types import now_utc
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:credentials_partner_changelist"
-VERSIONS = "http://partner.test/ocpi/versions"
+VERSIONS = "https://partner.test/ocpi/versions"
 
 
 def make(name: str, *, status: str = ConnectionStatus.CONNECTED, minutes: int = 3) -> Partner:
@@ -49,7 +49,7 @@ def versions_answer(request: httpx.Request) -> httpx.Response:
     if request.url.host == "down.test":
         return httpx.Response(502, text="<html>Bad gateway</html>")
     body = {
-        "data": [{"version": "2.2.1", "url": "http://partner.test/ocpi/2.2.1"}],
+        "data": [{"version": "2.2.1", "url": "https://partner.test/ocpi/2.2.1"}],
         "status_code": 1000,
         "timestamp": "2026-01-01T00:00:00Z",
     }
@@ -72,7 +72,7 @@ def test_the_list_shows_status_and_how_long_ago_each_partner_was_seen(admin_clie
     make("Alive", minutes=3)
     offline = make("Gone", status=ConnectionStatus.OFFLINE, minutes=90)
     offline.ping_failures = 4
-    offline.last_ping_error = "GET http://partner.test/ocpi/versions timed out."
+    offline.last_ping_error = "GET https://partner.test/ocpi/versions timed out."
     offline.save()
 
     page = admin_client.get(reverse(CHANGELIST)).content.decode()
@@ -81,7 +81,7 @@ def test_the_list_shows_status_and_how_long_ago_each_partner_was_seen(admin_clie
     assert "OFFLINE" in page
     assert "3\xa0minutes ago" in page
     assert "1\xa0hour ago" in page
-    assert "4 failed pings: GET http://partner.test/ocpi/versions timed out." in page
+    assert "4 failed pings: GET https://partner.test/ocpi/versions timed out." in page
 
     filtered = admin_client.get(reverse(CHANGELIST), {"status__exact": "OFFLINE"})
     assert [p.name for p in filtered.context["cl"].result_list] == ["Gone"]
@@ -160,7 +160,7 @@ def test_ocpi_ping_prints_each_outcome_and_changes_status_like_the_beat_ping(par
     settings.OCPI_PING_FAILURES = 1
     make("Alive")
     down = make("Down")
-    down.versions_url = "http://down.test/ocpi/versions"
+    down.versions_url = "https://down.test/ocpi/versions"
     down.save()
     make("Paused", status=ConnectionStatus.SUSPENDED)
 
@@ -182,7 +182,7 @@ def test_ocpi_ping_prints_each_outcome_and_changes_status_like_the_beat_ping(par
 
 def test_ocpi_ping_of_one_partner_fails_when_it_does_not_answer(partner_web):
     down = make("Down")
-    down.versions_url = "http://down.test/ocpi/versions"
+    down.versions_url = "https://down.test/ocpi/versions"
     down.save()
     with pytest.raises(CommandError, match="did not answer the ping"):
         run("ocpi_ping", "Down")

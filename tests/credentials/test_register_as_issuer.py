@@ -38,7 +38,7 @@ def test_post_with_token_a_calls_back_issues_new_token_and_revokes_a(api, invite
     assert {(r.country_code, r.party_id, r.role) for r in partner.roles.all()} == {
         ("DE", "XYZ", "EMSP")
     }
-    assert partner.endpoint_url("locations") == "http://partner.test/ocpi/2.2.1/locations"
+    assert partner.endpoint_url("locations") == "https://partner.test/ocpi/2.2.1/locations"
     # Token A is retired; the new token works on a functional-module check (versions here).
     assert api.get("/ocpi/versions", token=invited.token_a).status == 401
     assert api.get("/ocpi/versions", token=token_c).code == 1000

@@ -47,7 +47,7 @@ def test_put_rotates_both_tokens_and_refetches_endpoints(api, registered, fake_p
     assert new_inbound != registered.inbound_token
     partner = Partner.objects.get(pk=registered.partner.pk)
     assert tokens.outbound_token(partner) == "partner-token-new"
-    assert partner.endpoint_url("tariffs") == "http://partner.test/ocpi/2.2.1/tariffs"
+    assert partner.endpoint_url("tariffs") == "https://partner.test/ocpi/2.2.1/tariffs"
     assert [r.path for r in fake_partner.requests] == ["/ocpi/versions", "/ocpi/2.2.1"]
     assert api.get("/ocpi/versions", token=new_inbound).code == 1000
     assert PartnerEvent.objects.filter(partner=partner, kind="rotated").exists()

@@ -21,7 +21,7 @@ class Instance:
 
     @property
     def public_url(self) -> str:
-        return f"http://{self.host}"
+        return f"https://{self.host}"
 
     @property
     def versions_url(self) -> str:

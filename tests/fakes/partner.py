@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-BASE = "http://partner.test/ocpi"
+BASE = "https://partner.test/ocpi"
 
 
 def envelope(data: Any = None, status_code: int = 1000, message: str | None = None) -> dict:

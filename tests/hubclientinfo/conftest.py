@@ -54,7 +54,7 @@ def hub(db: None) -> RegisteredPartner:
         country_code="DE",
         party_id="HUB",
         role="HUB",
-        versions_url="http://hub.test/ocpi/versions",
+        versions_url="https://hub.test/ocpi/versions",
         outbound_token="hub-token-c",
     )
 
@@ -71,7 +71,7 @@ def we_are_hub(settings: Any) -> None:
 
 
 def client_url(host: str) -> str:
-    return f"http://{host}/ocpi/2.2.1/hubclientinfo"
+    return f"https://{host}/ocpi/2.2.1/hubclientinfo"
 
 
 def connection(
@@ -93,7 +93,7 @@ def connection(
         country_code=country_code,
         party_id=party_id,
         role=role,
-        versions_url=f"http://{host}/ocpi/versions",
+        versions_url=f"https://{host}/ocpi/versions",
         outbound_token=f"{name}-token",
     )
     partner = registered.partner

@@ -251,8 +251,8 @@ def test_drain_puts_the_client_info_without_routing_headers(net, recorder):
     assert outbox.drain(net.bravo.partner.pk) == 1
 
     assert [(r.method, str(r.url)) for r in recorder.requests] == [
-        ("PUT", "http://alpha.test/ocpi/2.2.1/hubclientinfo/NL/PPP"),
-        ("PUT", "http://bravo.test/ocpi/2.2.1/hubclientinfo/NL/PPP"),
+        ("PUT", "https://alpha.test/ocpi/2.2.1/hubclientinfo/NL/PPP"),
+        ("PUT", "https://bravo.test/ocpi/2.2.1/hubclientinfo/NL/PPP"),
     ]
     alpha_request = recorder.requests[0]
     assert json.loads(alpha_request.content) == alpha_row.body
@@ -296,7 +296,7 @@ def test_a_retried_row_sends_the_current_client_info(net, recorder):
     [request] = recorder.requests
     assert (request.method, str(request.url)) == (
         "PUT",
-        "http://alpha.test/ocpi/2.2.1/hubclientinfo/NL/PPP",
+        "https://alpha.test/ocpi/2.2.1/hubclientinfo/NL/PPP",
     )
     assert json.loads(request.content) == current
 

@@ -12,7 +12,7 @@ from tests.conftest import RegisteredPartner, load_example, make_registered
 
 RECEIVER = "/ocpi/2.2.1/receiver/locations"
 SENDER = "/ocpi/2.2.1/sender/locations"
-PARTNER_LOCATIONS = "http://partner.test/ocpi/2.2.1/locations"
+PARTNER_LOCATIONS = "https://partner.test/ocpi/2.2.1/locations"
 
 
 @pytest.fixture

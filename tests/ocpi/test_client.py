@@ -35,7 +35,7 @@ def test_requests_carry_base64_token_and_ids():
         return httpx.Response(200, json={**OK, "data": [1]})
 
     with serve(handler), correlation("corr-1"), OcpiClient("example-token") as client:
-        reply = client.get("http://p.test/x")
+        reply = client.get("https://p.test/x")
 
     assert reply.data == [1]
     assert seen[0].headers["Authorization"] == "Token ZXhhbXBsZS10b2tlbg=="
@@ -46,7 +46,7 @@ def test_requests_carry_base64_token_and_ids():
 def test_plain_encoding_sends_the_token_as_it_is():
     seen = []
     with serve(lambda r: seen.append(r) or httpx.Response(200, json=OK)):
-        OcpiClient("tok", encoding=TokenEncoding.PLAIN).get("http://p.test/x")
+        OcpiClient("tok", encoding=TokenEncoding.PLAIN).get("https://p.test/x")
     assert seen[0].headers["Authorization"] == "Token tok"
 
 
@@ -58,7 +58,7 @@ def test_401_to_base64_retries_unencoded_and_remembers():
 
     with serve(handler):
         client = OcpiClient("tok")
-        client.get("http://p.test/x")
+        client.get("https://p.test/x")
     assert client.encoding == TokenEncoding.PLAIN
 
 
@@ -87,7 +87,7 @@ def test_401_to_base64_retries_unencoded_and_remembers():
         ),
         (httpx.Response(200, json=[1, 2]), PartnerProtocolError, "not an OCPI envelope"),
         (
-            httpx.Response(302, headers={"Location": "http://elsewhere"}),
+            httpx.Response(302, headers={"Location": "https://elsewhere"}),
             PartnerProtocolError,
             "redirect",
         ),
@@ -95,7 +95,7 @@ def test_401_to_base64_retries_unencoded_and_remembers():
 )
 def test_failures_are_classified_once(response, error, fragment):
     with serve(lambda r: response), pytest.raises(error, match=fragment) as raised:
-        OcpiClient("tok", encoding_fallback=False).get("http://p.test/x")
+        OcpiClient("tok", encoding_fallback=False).get("https://p.test/x")
     assert raised.value.permanent == (error is not PartnerUnavailable)
 
 
@@ -105,13 +105,13 @@ def test_network_errors_are_transient(exc):
         raise exc
 
     with serve(handler), pytest.raises(PartnerUnavailable):
-        OcpiClient("tok").get("http://p.test/x")
+        OcpiClient("tok").get("https://p.test/x")
 
 
 def test_errors_never_contain_the_token():
     token = "super-secret-token"
     with serve(lambda r: httpx.Response(403, text="no")), pytest.raises(PartnerRejected) as raised:
-        OcpiClient(token).get("http://p.test/x")
+        OcpiClient(token).get("https://p.test/x")
     assert token not in str(raised.value)
     assert base64.b64encode(token.encode()).decode() not in str(raised.value)
 
@@ -121,20 +121,20 @@ def test_iter_pages_follows_links_and_detects_loops():
         offset = int(request.url.params.get("offset", 0))
         headers = {}
         if offset < 4:
-            headers["Link"] = f'<http://p.test/list?offset={offset + 2}&limit=2>; rel="next"'
+            headers["Link"] = f'<https://p.test/list?offset={offset + 2}&limit=2>; rel="next"'
         return httpx.Response(200, json={**OK, "data": [offset, offset + 1]}, headers=headers)
 
     with serve(handler):
-        pages = [r.data for r in OcpiClient("t").iter_pages("http://p.test/list")]
+        pages = [r.data for r in OcpiClient("t").iter_pages("https://p.test/list")]
     assert pages == [[0, 1], [2, 3], [4, 5]]
 
     def looping(request):
         return httpx.Response(
-            200, json={**OK, "data": []}, headers={"Link": '<http://p.test/list>; rel="next"'}
+            200, json={**OK, "data": []}, headers={"Link": '<https://p.test/list>; rel="next"'}
         )
 
     with serve(looping), pytest.raises(PartnerProtocolError, match="loops"):
-        list(OcpiClient("t").iter_pages("http://p.test/list"))
+        list(OcpiClient("t").iter_pages("https://p.test/list"))
 
 
 @pytest.mark.parametrize(

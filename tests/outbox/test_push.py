@@ -33,8 +33,8 @@ from tests.conftest import RegisteredPartner, load_example, make_registered
 from tests.fakes.locations_partner import LocationsPartner
 from tests.fakes.partner import envelope
 
-LOCATIONS = "http://partner.test/ocpi/2.2.1/locations"
-OTHER_LOCATIONS = "http://other.test/ocpi/2.2.1/locations/"  # with a trailing slash
+LOCATIONS = "https://partner.test/ocpi/2.2.1/locations"
+OTHER_LOCATIONS = "https://other.test/ocpi/2.2.1/locations/"  # with a trailing slash
 LOC = ObjectPath("NL", "ABC", "LOC1")
 EVSE = ObjectPath("NL", "ABC", "LOC1", "3256")
 CONNECTOR = ObjectPath("NL", "ABC", "LOC1", "3256", "1")
@@ -78,7 +78,7 @@ def nsp(db: None) -> RegisteredPartner:
         country_code="FR",
         party_id="NSP",
         role="NSP",
-        versions_url="http://other.test/ocpi/versions",
+        versions_url="https://other.test/ocpi/versions",
         outbound_token="other-token-c",
     )
 
@@ -452,8 +452,8 @@ def test_a_put_reaches_each_partner_with_its_token_and_routing_headers(emsp, nsp
     assert outbox.drain(nsp.partner.pk) == 1
 
     assert urls(fake) == [
-        ("PUT", "http://partner.test/ocpi/2.2.1/locations/NL/ABC/LOC1"),
-        ("PUT", "http://other.test/ocpi/2.2.1/locations/NL/ABC/LOC1"),
+        ("PUT", "https://partner.test/ocpi/2.2.1/locations/NL/ABC/LOC1"),
+        ("PUT", "https://other.test/ocpi/2.2.1/locations/NL/ABC/LOC1"),
     ]
     to_emsp, to_nsp = fake.pushes
     for request, token, to in (
@@ -811,7 +811,7 @@ def test_a_permanent_failure_is_kept_and_the_next_rows_still_go(
     failed, sent = rows(emsp)
     assert (failed.state, failed.attempts) == (DeliveryState.FAILED, 1)
     assert (failed.http_status, failed.ocpi_status) == (http_status, ocpi_status)
-    assert "PUT http://partner.test/ocpi/2.2.1/locations/NL/ABC/LOC1" in failed.last_error
+    assert "PUT https://partner.test/ocpi/2.2.1/locations/NL/ABC/LOC1" in failed.last_error
     assert failed.sent_at is None
     assert (sent.state, sent.http_status, sent.ocpi_status) == (DeliveryState.SENT, 200, 1000)
     assert len(fake.pushes) == 2

@@ -1,0 +1,415 @@
+"""Outbound URL policy: which partner URLs we call with our token (a guard against SSRF).
+
+A partner chooses the URLs we call (its versions URL in a credentials POST/PUT, the details URL
+in its versions list, its endpoints, ``Link`` next pages, later ``response_url``s). One policy
+applies to every request ``OcpiClient`` sends:
+
+* https only; plain http only to loopback, and only when our own ``OCPI_PUBLIC_URL`` is plain
+  http on loopback (``make run``, the end-to-end tests);
+* never an address that is loopback, private, link-local, unique-local, multicast, unspecified
+  or otherwise not public (IPv4-mapped, NAT64 and 6to4 forms are judged by the IPv4 address
+  they carry); loopback is allowed on a loopback instance;
+* no user info (``user:password@``) in a URL;
+* ``OCPI_OUTBOUND_ALLOWED`` lists host names (``*.vpn.example`` for the names under it) and
+  networks (CIDR) that are allowed despite the address rules (https is still required).
+
+The address rules are checked twice: on the URL before anything is sent (a literal IP, a
+``localhost`` name), and at connect time on every address the host name resolves to
+(``GuardedBackend``): the connection then goes to the checked address, never to a second
+resolution, so a DNS answer cannot bypass the policy. TLS still verifies the host name (httpcore
+passes the URL's host as ``server_hostname`` when it starts TLS on the checked socket).
+
+With an outbound proxy from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``, read as httpx reads them) requests keep going through the proxy: the target is
+resolved here and its addresses checked before the request; the proxy's own address is allowed.
+
+Tests replace the resolver in process: ``resolve`` is the one seam (monkeypatch it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import httpcore
+import httpx
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+RULE_HTTPS = (
+    "only https URLs are called; plain http is allowed only to loopback on a loopback instance"
+)
+RULE_USERINFO = "a URL with user info (user:password@host) is not called"
+RULE_NO_HOST = "a URL without a host is not called"
+
+
+class PolicyViolation(Exception):
+    """A URL or an address the policy forbids; ``rule`` says which rule, in words."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
+
+
+# --- address classification ---------------------------------------------------------------------
+
+
+def _nets(*cidrs: str) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+# Checked in this order; the first match names the rule. Whatever is not listed here and is not
+# globally routable (ipaddress.is_global) is refused as "not a public address".
+_CATEGORIES: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
+    ("unspecified", _nets("0.0.0.0/8", "::/128")),
+    ("loopback", _nets("127.0.0.0/8", "::1/128")),
+    ("private", _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")),
+    ("link-local", _nets("169.254.0.0/16", "fe80::/10")),
+    ("unique-local", _nets("fc00::/7")),
+    ("site-local (deprecated)", _nets("fec0::/10")),
+    ("multicast", _nets("224.0.0.0/4", "ff00::/8")),
+    ("broadcast", _nets("255.255.255.255/32")),
+    ("shared address space (carrier-grade NAT)", _nets("100.64.0.0/10")),
+    ("reserved", _nets("240.0.0.0/4", "::/96")),
+    (
+        "reserved for documentation",
+        _nets("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"),
+    ),
+    ("reserved for benchmarking", _nets("198.18.0.0/15")),
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and reaches (mapped, NAT64, 6to4), if any."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
+def classify(ip: IPAddress) -> str | None:
+    """The forbidden category of an address ("link-local", ...), or None when it is public."""
+    inner = embedded_ipv4(ip)
+    if inner is not None:
+        category = classify(inner)
+        return f"{category} (it carries {inner})" if category else None
+    for category, networks in _CATEGORIES:
+        if any(ip in net for net in networks if net.version == ip.version):
+            return category
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
+def parse_ip(host: str) -> IPAddress | None:
+    """The address a host names literally: IPv4/IPv6, and the other IPv4 spellings the system
+    resolver accepts without DNS (``2852039166``, ``0x7f.1``, ``127.1``)."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fA-FxX.]+", host) and re.match(r"[0-9]", host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _is_localhost_name(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or a localhost name."""
+    ip = parse_ip(host)
+    if ip is not None:
+        return classify(ip) == "loopback"
+    return _is_localhost_name(host)
+
+
+def is_loopback_instance(public_url: str) -> bool:
+    """Our own public URL is plain http on loopback: the one case where plain http is called."""
+    url = httpx.URL(public_url)
+    return url.scheme == "http" and is_loopback_host(url.host)
+
+
+# --- the policy ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """``OCPI_OUTBOUND_ALLOWED``: host names, ``*.suffix`` wildcards and networks."""
+
+    hosts: frozenset[str] = frozenset()
+    suffixes: tuple[str, ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Allowed:
+        hosts: set[str] = set()
+        suffixes: list[str] = []
+        networks: list[IPNetwork] = []
+        for raw in entries:
+            entry = raw.strip().lower()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+            name = entry.rstrip(".")
+            if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9-]+)*", name):
+                raise ValueError(f"{raw.strip()!r} is neither a host name nor a network (CIDR)")
+            if name.startswith("*."):
+                suffixes.append(name[1:])
+            else:
+                hosts.add(name)
+        return cls(frozenset(hosts), tuple(suffixes), tuple(networks))
+
+    def __bool__(self) -> bool:
+        return bool(self.hosts or self.suffixes or self.networks)
+
+    def host(self, host: str) -> bool:
+        name = host.lower().rstrip(".")
+        return name in self.hosts or any(name.endswith(s) for s in self.suffixes)
+
+    def address(self, ip: IPAddress) -> bool:
+        candidates = [ip] + [a for a in [embedded_ipv4(ip)] if a is not None]
+        return any(
+            a in net for a in candidates for net in self.networks if net.version == a.version
+        )
+
+    def describe(self) -> str:
+        parts = sorted(self.hosts) + [f"*{s}" for s in self.suffixes]
+        return ", ".join(parts + [str(n) for n in self.networks]) or "none"
+
+
+@dataclass(frozen=True)
+class Policy:
+    loopback_instance: bool = False
+    allowed: Allowed = Allowed()
+
+    def address_problem(self, ip: IPAddress) -> str | None:
+        """Why ``ip`` may not be called, or None."""
+        if self.allowed.address(ip):
+            return None
+        category = classify(ip)
+        if category == "loopback" and self.loopback_instance:
+            return None
+        return category
+
+    def check_url(self, url: httpx.URL | str) -> None:
+        """The checks that need no connection: scheme, user info, a literal address."""
+        url = httpx.URL(url) if isinstance(url, str) else url
+        host = url.raw_host.decode("ascii")
+        if url.userinfo:
+            raise PolicyViolation(RULE_USERINFO)
+        if not host:
+            raise PolicyViolation(RULE_NO_HOST)
+        if url.scheme == "http":
+            if self.loopback_instance and is_loopback_host(host):
+                return
+            raise PolicyViolation(RULE_HTTPS)
+        if url.scheme != "https":
+            raise PolicyViolation(RULE_HTTPS)
+        if self.allowed.host(host):
+            return
+        ip = parse_ip(host)
+        if ip is not None:
+            problem = self.address_problem(ip)
+            if problem:
+                raise PolicyViolation(f"{host} is {problem}")
+        elif _is_localhost_name(host) and not self.loopback_instance:
+            raise PolicyViolation(f"{host} is loopback")
+
+    def check_addresses(self, host: str, addresses: Iterable[str]) -> None:
+        """Connect time: every address ``host`` resolved to must be allowed."""
+        if self.allowed.host(host):
+            return
+        for address in addresses:
+            problem = self.address_problem(ipaddress.ip_address(address))
+            if problem:
+                if parse_ip(host) == ipaddress.ip_address(address):
+                    raise PolicyViolation(f"{address} is {problem}")
+                raise PolicyViolation(f"{host} resolves to {address}, which is {problem}")
+
+    def describe(self) -> str:
+        loopback = (
+            "plain http and loopback allowed (our OCPI_PUBLIC_URL is http on loopback)"
+            if self.loopback_instance
+            else "https only, public addresses only"
+        )
+        return f"{loopback}; also allowed: {self.allowed.describe()}"
+
+
+def allowed_setting() -> list[str]:
+    value: typing.Any = getattr(settings, "OCPI_OUTBOUND_ALLOWED", [])
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+@lru_cache(maxsize=8)
+def _policy(public_url: str, allowed: tuple[str, ...]) -> Policy:
+    try:
+        parsed = Allowed.parse(allowed)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"OCPI_OUTBOUND_ALLOWED: {exc}.") from None
+    return Policy(is_loopback_instance(public_url), parsed)
+
+
+def current() -> Policy:
+    """The policy of the settings in effect."""
+    return _policy(settings.OCPI_PUBLIC_URL, tuple(allowed_setting()))
+
+
+# --- resolution and connection ------------------------------------------------------------------
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order (the seam tests replace)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def _resolve_or_fail(host: str, port: int) -> list[str]:
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]  # a literal address: no lookup
+    except ValueError:
+        pass
+    try:
+        addresses = resolve(host, port)
+    except OSError as exc:
+        raise httpcore.ConnectError(f"{host} did not resolve: {exc}") from None
+    if not addresses:
+        raise httpcore.ConnectError(f"{host} resolved to no address")
+    return addresses
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, connecting only to checked addresses."""
+
+    def __init__(self, policy: Policy, inner: httpcore.NetworkBackend | None = None) -> None:
+        self.policy = policy
+        self.inner = inner or httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = _resolve_or_fail(host, port)
+        self.policy.check_addresses(host, addresses)
+        last: Exception | None = None
+        for address in addresses:  # the checked addresses, never a second resolution
+            try:
+                return self.inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None  # noqa: S101 (addresses is never empty)
+        raise last
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise PolicyViolation("a unix socket is not called")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class PolicyTransport(httpx.BaseTransport):
+    """Checks each request's URL, then sends it through ``inner``.
+
+    ``resolve_first``: resolve the target here and check its addresses before sending (the
+    request goes to a proxy, which connects to the target itself)."""
+
+    def __init__(
+        self, policy: Policy, inner: httpx.BaseTransport, *, resolve_first: bool = False
+    ) -> None:
+        self.policy = policy
+        self.inner = inner
+        self.resolve_first = resolve_first
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.policy.check_url(request.url)
+        if self.resolve_first:
+            host = request.url.raw_host.decode("ascii")
+            port = request.url.port or (443 if request.url.scheme == "https" else 80)
+            try:
+                addresses = _resolve_or_fail(host, port)
+            except httpcore.ConnectError as exc:
+                raise httpx.ConnectError(str(exc), request=request) from None
+            self.policy.check_addresses(host, addresses)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def guarded_http_transport(policy: Policy) -> httpx.HTTPTransport:
+    """httpx's transport whose connections go through ``GuardedBackend``."""
+    transport = httpx.HTTPTransport()
+    pool = transport._pool
+    if not hasattr(pool, "_network_backend"):  # an httpx/httpcore upgrade changed the internals
+        raise RuntimeError("cannot install the outbound URL policy on this httpx version")
+    pool._network_backend = GuardedBackend(policy)
+    return transport
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The proxies httpx would take from the environment: URL pattern -> proxy URL or None."""
+    from httpx._utils import get_environment_proxies
+
+    return dict(get_environment_proxies())
+
+
+def transports(
+    policy: Policy, injected: httpx.BaseTransport | None = None
+) -> tuple[httpx.BaseTransport, dict[str, httpx.BaseTransport | None]]:
+    """The client's transport and mounts: every request under the policy.
+
+    ``injected`` (tests): only the URL checks apply, nothing is resolved or connected."""
+    if injected is not None:
+        return PolicyTransport(policy, injected), {}
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for pattern, proxy in environment_proxies().items():
+        mounts[pattern] = (
+            PolicyTransport(policy, httpx.HTTPTransport(proxy=proxy), resolve_first=True)
+            if proxy
+            else None  # NO_PROXY: the default (direct, guarded) transport
+        )
+    return PolicyTransport(policy, guarded_http_transport(policy)), mounts
