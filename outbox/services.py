@@ -279,39 +279,10 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
         if partner.status != ConnectionStatus.CONNECTED:
             cancel_open(partner, not_connected(partner.status))
             return 0
-        not_before = (
-            OutboxLease.objects.filter(partner_id=partner_id)
-            .values_list("not_before", flat=True)
-            .first()
-        )
-        if not_before is not None and not_before > now_utc():
-            # The partner asked us to wait (Retry-After): nothing goes before that.
-            retry_in = (not_before - now_utc()).total_seconds()
-            return 0
-        with _Heartbeat(partner_id, owner), liveness.client_for(partner) as client:
-            while True:
-                if not _renew(partner_id, owner):
-                    lost = True  # taken over (we were presumed dead): the new owner goes on
-                    logger.warning("Outbox drain of %s lost its lease; stopping", partner_id)
-                    break
-                row = Delivery.objects.open().filter(partner_id=partner_id).order_by("id").first()
-                if row is None:
-                    break
-                wait = (row.next_attempt_at - now_utc()).total_seconds()
-                if wait > 0:
-                    retry_in = wait
-                    break
-                try:
-                    retry_in = _send(partner, client, row)
-                except BaseException:
-                    # Cut short (time limit, a bug): the row goes back to the queue, unsent.
-                    Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
-                        state=DeliveryState.PENDING, updated_at=now_utc()
-                    )
-                    raise
-                if retry_in is not None:
-                    break
-                sent += 1
+        # The partner asked us to wait (Retry-After): nothing goes before that.
+        retry_in = _asked_to_wait(partner_id)
+        if retry_in is None:
+            sent, retry_in, lost = _send_due(partner, owner)
     finally:
         if not lost:
             _release(partner_id, owner)
@@ -323,6 +294,45 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
         # A row committed while we released the lease: its own task may have given up.
         schedule([partner_id])
     return sent
+
+
+def _asked_to_wait(partner_id: int) -> float | None:
+    """Seconds until the partner's ``Retry-After`` is over, or None when it is."""
+    not_before = (
+        OutboxLease.objects.filter(partner_id=partner_id)
+        .values_list("not_before", flat=True)
+        .first()
+    )
+    wait = (not_before - now_utc()).total_seconds() if not_before is not None else 0.0
+    return wait if wait > 0 else None
+
+
+def _send_due(partner: Partner, owner: str) -> tuple[int, float | None, bool]:
+    """Send the partner's due rows in order: (how many, seconds to wait, lease lost)."""
+    sent = 0
+    with _Heartbeat(partner.pk, owner), liveness.client_for(partner) as client:
+        while True:
+            if not _renew(partner.pk, owner):
+                # Taken over (we were presumed dead): the new owner goes on.
+                logger.warning("Outbox drain of %s lost its lease; stopping", partner.pk)
+                return sent, None, True
+            row = Delivery.objects.open().filter(partner_id=partner.pk).order_by("id").first()
+            if row is None:
+                return sent, None, False
+            wait = (row.next_attempt_at - now_utc()).total_seconds()
+            if wait > 0:
+                return sent, wait, False
+            try:
+                retry_in = _send(partner, client, row)
+            except BaseException:
+                # Cut short (time limit, a bug): the row goes back to the queue, unsent.
+                Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
+                    state=DeliveryState.PENDING, updated_at=now_utc()
+                )
+                raise
+            if retry_in is not None:
+                return sent, retry_in, False
+            sent += 1
 
 
 def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
