@@ -194,6 +194,8 @@ def test_the_heartbeat_renews_the_lease_while_a_slow_request_runs(settings, fake
     during: list[Any] = []
 
     def slow(request: httpx.Request) -> None:
+        if during:
+            return  # the nested drain's own request, if it got in
         time.sleep(1.6)  # longer than the lease: only the heartbeat keeps it
         during.append(lease(emsp).until > now_utc())
         during.append(outbox.drain(emsp.partner.pk))  # a second drain is kept out
