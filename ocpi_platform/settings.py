@@ -150,12 +150,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Wake outbox drains whose backoff is over or whose worker died (its lease ran out).
+OCPI_OUTBOX_SWEEP_SECONDS = env.float("OCPI_OUTBOX_SWEEP_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    # Wake outbox drains whose backoff is over or whose worker died.
     "outbox-sweep": {
         "task": "outbox.tasks.sweep",
-        "schedule": env.float("OCPI_OUTBOX_SWEEP_SECONDS", default=30.0),
-        "options": {"expires": 25},
+        "schedule": OCPI_OUTBOX_SWEEP_SECONDS,
+        "options": {"expires": max(OCPI_OUTBOX_SWEEP_SECONDS * 0.9, 1.0)},
     },
 }
 # Beat keeps its schedule in the database (django-celery-beat): operators see and change it in
@@ -261,3 +262,9 @@ if not DEBUG:
 # OCPI_OUTBOUND_ALLOWED: comma list of host names (*.vpn.example for the names under it) and
 # networks (10.8.0.0/16) allowed despite the address rules, e.g. a partner on a VPN.
 OCPI_OUTBOUND_ALLOWED = env.list("OCPI_OUTBOUND_ALLOWED", default=[])
+
+# --- Outbox: delivery lease (hardening) ------------------------------------------------------
+# Seconds a drain holds a partner's outbox without renewing it (it renews after each row and
+# every third of this while a request runs). A drain killed with its worker blocks the partner
+# for at most this long; with the sweep interval it bounds how soon deliveries resume.
+OCPI_OUTBOX_LEASE_SECONDS = env.float("OCPI_OUTBOX_LEASE_SECONDS", default=9.0)

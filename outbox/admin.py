@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -110,6 +110,19 @@ class DeliveryAdmin(_DeliveryAdminBase):
         "sent_at",
         "pretty_body",
     )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
+        """The header says how many rows failed for good (also ``manage.py ocpi_outbox``)."""
+        failed = Delivery.objects.failed_count()
+        if failed:
+            extra_context = {
+                "subtitle": f"{_plural(failed, 'delivery', 'deliveries')} failed for good "
+                "(state FAILED): fix the cause, then retry them.",
+                **(extra_context or {}),
+            }
+        return super().changelist_view(request, extra_context)
 
     # --- columns and read-only fields ---------------------------------------------------------
 

@@ -7,6 +7,8 @@ at a time; a newer change of the same object folds into its pending row (the new
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from credentials.models import Partner
@@ -25,6 +27,24 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def open(self) -> DeliveryQuerySet:
         """Not yet sent and still to be sent (pending or in flight)."""
         return self.filter(state__in=[DeliveryState.PENDING, DeliveryState.SENDING])
+
+    def failed_count(self) -> int:
+        """Rows refused for good and not retried: what an operator alerts on."""
+        return self.filter(state=DeliveryState.FAILED).count()
+
+    def counts_by_partner(self) -> list[dict[str, Any]]:
+        """Per partner with open or failed rows: ``partner_id``, ``partner__name``, ``pending``
+        (pending or in flight), ``failed``; by partner name."""
+        open_states = [DeliveryState.PENDING, DeliveryState.SENDING]
+        return list(
+            self.filter(state__in=[*open_states, DeliveryState.FAILED])
+            .values("partner_id", "partner__name")
+            .annotate(
+                pending=models.Count("pk", filter=models.Q(state__in=open_states)),
+                failed=models.Count("pk", filter=models.Q(state=DeliveryState.FAILED)),
+            )
+            .order_by("partner__name", "partner_id")
+        )
 
 
 class Delivery(models.Model):
@@ -76,6 +96,12 @@ class Delivery(models.Model):
                 name="outbox_pending_by_key",
                 condition=models.Q(state="PENDING"),
             ),
+            # Refused PUTs: a later PATCH of the object (or below it) goes as a PUT instead.
+            models.Index(
+                fields=["partner", "key"],
+                name="outbox_failed_by_key",
+                condition=models.Q(state="FAILED"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -83,12 +109,26 @@ class Delivery(models.Model):
 
 
 class OutboxLease(models.Model):
-    """Who drains a partner's outbox right now: one sender per partner keeps the order."""
+    """Who drains a partner's outbox right now: one sender per partner keeps the order.
+
+    The lease is short and renewed while its drain runs (after each row, and by a heartbeat
+    while a request is in flight): a drain whose worker was killed holds it for at most
+    OCPI_OUTBOX_LEASE_SECONDS. ``owner`` names the drain (its Celery task id), so a drain
+    that lost its lease stops and never releases the lease of the drain that took it over.
+    """
 
     partner = models.OneToOneField(
         Partner, on_delete=models.CASCADE, primary_key=True, related_name="outbox_lease"
     )
     until = models.DateTimeField(null=True, blank=True)
+    owner = models.CharField(
+        max_length=64, blank=True, help_text="The drain holding the lease (its task id)."
+    )
+    not_before = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Nothing is sent to the partner before this time (its Retry-After).",
+    )
 
     def __str__(self) -> str:
         return f"lease of {self.partner_id} until {self.until}"

@@ -5,10 +5,21 @@ Rules (see the README, "Push and the outbox"):
   whose ancestor's PUT, is still pending folds into that row: the row's body becomes the newest
   state, so a burst of status changes sends one message with the last status.
 - ``drain`` sends one partner's rows oldest first, one at a time, under a lease so that two
-  workers never send a partner's messages out of order. A transient failure (timeout, 5xx, 3xxx,
-  429, 401 while a partner is rotating) stops the drain and schedules the row again with backoff;
-  the rows behind it wait. A permanent failure (the partner refused the message) is kept as
-  FAILED for the operator, who can retry it from the admin; the drain goes on.
+  workers never send a partner's messages out of order. The lease is short
+  (OCPI_OUTBOX_LEASE_SECONDS), renewed after each row and by a heartbeat thread while a request
+  is in flight, and owned (the drain's task id): a drain killed with its worker holds it for at
+  most one lease, then the beat sweep (every OCPI_OUTBOX_SWEEP_SECONDS) or the task redelivered
+  by the broker takes over, and its in-flight row is sent again (the only possible duplicate).
+- A transient failure (timeout, 5xx, 3xxx, 429, 401 while a partner is rotating) stops the
+  drain and schedules the row again with backoff, or after the partner's ``Retry-After`` when
+  that is later; the rows behind it wait, and nothing goes to the partner before its
+  ``Retry-After``. A permanent failure (the partner refused the message) is kept as FAILED for
+  the operator, who can retry it from the admin; the drain goes on.
+- Unknown objects: a PATCH answered "unknown" (OCPI 2003 or HTTP 404) becomes a PUT of the
+  object's current state (the whole client owned object, e.g. the location of an EVSE), sent
+  next; a PUT answered so is a permanent failure like any other. A PATCH of an object whose PUT
+  (its own or its location's) was refused and not sent since is not sent blind either: it goes
+  as a PUT of the current state, so the partner gets the object once the cause is fixed.
 - Nothing goes to a partner that is not registered, OFFLINE or SUSPENDED: its open rows are
   cancelled, with the reason. When it is back, the modules resend the current state in full
   (``partner_status_changed``), rather than every change it missed.
@@ -17,6 +28,8 @@ Rules (see the README, "Push and the outbox"):
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +37,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Q
 
 from credentials import liveness
@@ -32,13 +45,16 @@ from credentials.models import ConnectionStatus, Partner, PartnerState
 from ocpi_platform.ocpi.client import OcpiClient, PartnerError
 from ocpi_platform.ocpi.headers import RoutingHeaders, correlation, current_correlation_id
 from ocpi_platform.ocpi.parties import Party
+from ocpi_platform.ocpi.status import OcpiStatus
 from ocpi_platform.ocpi.types import InterfaceRole, join_url, now_utc
 
 from .models import Delivery, DeliveryState, OutboxLease
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=120)
+# Client Owned Objects live at {country_code}/{party_id}/{object_id}[/...] (spec transport ›
+# Client Owned Object Push): the first three segments of a key or path name the whole object.
+OBJECT_DEPTH = 3
 
 # Per module: the current full body of an object by its key (None: no longer to be sent). A
 # retried row sends that, as a PUT, rather than the body it was written with: later changes of
@@ -172,30 +188,87 @@ def schedule(partner_ids: Iterable[int], *, countdown: float = 0) -> None:
         )
 
 
-def _claim(partner_id: int) -> bool:
+def lease_seconds() -> float:
+    """How long a drain holds its partner's lease without renewing it."""
+    return max(float(settings.OCPI_OUTBOX_LEASE_SECONDS), 1.0)
+
+
+def _claim(partner_id: int, owner: str) -> bool:
+    """Take the partner's lease: free, expired, or already ``owner``'s (the broker redelivered
+    the task of a worker that was killed). Rows left SENDING are a dead drain's: back to PENDING.
+    """
     now = now_utc()
     OutboxLease.objects.get_or_create(partner_id=partner_id)
-    return bool(
+    claimed = (
         OutboxLease.objects.filter(partner_id=partner_id)
-        .filter(Q(until__isnull=True) | Q(until__lt=now))
-        .update(until=now + LEASE)
+        .filter(Q(until__isnull=True) | Q(until__lt=now) | Q(owner=owner))
+        .update(until=now + timedelta(seconds=lease_seconds()), owner=owner)
     )
+    if not claimed:
+        return False
+    Delivery.objects.filter(partner_id=partner_id, state=DeliveryState.SENDING).update(
+        state=DeliveryState.PENDING, updated_at=now
+    )
+    return True
 
 
-def _release(partner_id: int) -> None:
-    OutboxLease.objects.filter(partner_id=partner_id).update(until=None)
+def _renew(partner_id: int, owner: str) -> bool:
+    """Extend the lease; False when another drain took it over (this one must stop)."""
+    until = now_utc() + timedelta(seconds=lease_seconds())
+    return bool(OutboxLease.objects.filter(partner_id=partner_id, owner=owner).update(until=until))
+
+
+def _release(partner_id: int, owner: str) -> None:
+    OutboxLease.objects.filter(partner_id=partner_id, owner=owner).update(until=None, owner="")
+
+
+class _Heartbeat:
+    """Renews a drain's lease from a thread while the drain runs: one request may take longer
+    than the lease (connect and read timeouts, a partner that trickles its answer)."""
+
+    def __init__(self, partner_id: int, owner: str) -> None:
+        self.partner_id, self.owner = partner_id, owner
+        self.every = lease_seconds() / 3
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"outbox-lease-{partner_id}", daemon=True
+        )
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    _renew(self.partner_id, self.owner)
+                except Exception:  # the database blinked: the next beat tries again
+                    logger.warning("Outbox lease of %s not renewed", self.partner_id, exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own connection, if it opened one
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _endpoint(partner: Partner, module: str) -> str | None:
     return partner.endpoint_url(module, InterfaceRole.RECEIVER)
 
 
-def drain(partner_id: int) -> int:
-    """Send the partner's open rows in order. Returns how many it handled. Safe to run twice."""
-    if not _claim(partner_id):
+def drain(partner_id: int, *, owner: str | None = None) -> int:
+    """Send the partner's open rows in order. Returns how many it handled. Safe to run twice.
+
+    ``owner`` names this drain in the lease (the task id: a redelivered task takes over the
+    lease its killed first run left behind).
+    """
+    owner = owner or uuid.uuid4().hex
+    if not _claim(partner_id, owner):
         return 0
     sent = 0
     retry_in: float | None = None
+    lost = False
     try:
         partner = Partner.objects.filter(pk=partner_id).first()
         if partner is None:
@@ -206,29 +279,15 @@ def drain(partner_id: int) -> int:
         if partner.status != ConnectionStatus.CONNECTED:
             cancel_open(partner, not_connected(partner.status))
             return 0
-        with liveness.client_for(partner) as client:
-            while True:
-                row = Delivery.objects.open().filter(partner_id=partner_id).order_by("id").first()
-                if row is None:
-                    break
-                wait = (row.next_attempt_at - now_utc()).total_seconds()
-                if wait > 0:
-                    retry_in = wait
-                    break
-                try:
-                    retry_in = _send(partner, client, row)
-                except BaseException:
-                    # Cut short (time limit, a bug): the row goes back to the queue, unsent.
-                    Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
-                        state=DeliveryState.PENDING, updated_at=now_utc()
-                    )
-                    raise
-                if retry_in is not None:
-                    break
-                sent += 1
-                OutboxLease.objects.filter(partner_id=partner_id).update(until=now_utc() + LEASE)
+        # The partner asked us to wait (Retry-After): nothing goes before that.
+        retry_in = _asked_to_wait(partner_id)
+        if retry_in is None:
+            sent, retry_in, lost = _send_due(partner, owner)
     finally:
-        _release(partner_id)
+        if not lost:
+            _release(partner_id, owner)
+    if lost:
+        return sent
     if retry_in is not None:
         schedule([partner_id], countdown=retry_in)
     elif Delivery.objects.open().filter(partner_id=partner_id).exists():
@@ -237,16 +296,58 @@ def drain(partner_id: int) -> int:
     return sent
 
 
+def _asked_to_wait(partner_id: int) -> float | None:
+    """Seconds until the partner's ``Retry-After`` is over, or None when it is."""
+    not_before = (
+        OutboxLease.objects.filter(partner_id=partner_id)
+        .values_list("not_before", flat=True)
+        .first()
+    )
+    wait = (not_before - now_utc()).total_seconds() if not_before is not None else 0.0
+    return wait if wait > 0 else None
+
+
+def _send_due(partner: Partner, owner: str) -> tuple[int, float | None, bool]:
+    """Send the partner's due rows in order: (how many, seconds to wait, lease lost)."""
+    sent = 0
+    with _Heartbeat(partner.pk, owner), liveness.client_for(partner) as client:
+        while True:
+            if not _renew(partner.pk, owner):
+                # Taken over (we were presumed dead): the new owner goes on.
+                logger.warning("Outbox drain of %s lost its lease; stopping", partner.pk)
+                return sent, None, True
+            row = Delivery.objects.open().filter(partner_id=partner.pk).order_by("id").first()
+            if row is None:
+                return sent, None, False
+            wait = (row.next_attempt_at - now_utc()).total_seconds()
+            if wait > 0:
+                return sent, wait, False
+            try:
+                retry_in = _send(partner, client, row)
+            except BaseException:
+                # Cut short (time limit, a bug): the row goes back to the queue, unsent.
+                Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
+                    state=DeliveryState.PENDING, updated_at=now_utc()
+                )
+                raise
+            if retry_in is not None:
+                return sent, retry_in, False
+            sent += 1
+
+
 def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
     """Send one row; the seconds to wait when it failed transiently, else None."""
     claimed = Delivery.objects.filter(pk=row.pk, state=row.state, updated_at=row.updated_at)
     if not claimed.update(state=DeliveryState.SENDING):
         return None  # folded or retried meanwhile: read it again
     base = _endpoint(partner, row.module)
-    now = now_utc()
     if base is None:
         _finish(row, DeliveryState.CANCELLED, f"the partner has no {row.module} RECEIVER endpoint")
         return None
+    if row.method == "PATCH" and row.module in current_state:
+        refused = _refused_put(row)
+        if refused is not None and not _as_put(row, f"a PUT of {refused} was refused"):
+            return None  # no longer ours to send, or cancelled meanwhile
     client.routing = RoutingHeaders(
         row.from_country_code or None,
         row.from_party_id or None,
@@ -260,11 +361,23 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
             row.attempts += 1
             row.http_status, row.ocpi_status = exc.http_status, exc.ocpi_status
             if exc.permanent and exc.http_status != 401:
+                if row.method == "PATCH" and row.module in current_state and unknown_object(exc):
+                    # The partner lacks the object: send its current state in full, next.
+                    if _as_put(row, "the partner does not know the object"):
+                        _finish(row, DeliveryState.PENDING, f"{exc.message} Sent as a PUT.")
+                    return None
                 if _finish(row, DeliveryState.FAILED, exc.message):
                     logger.warning("Delivery %s to %s failed for good: %s", row.pk, partner, exc)
                 return None
+            answered = now_utc()
             delay = backoff(row.attempts)
-            row.next_attempt_at = now + timedelta(seconds=delay)
+            if exc.retry_after is not None:
+                # The partner said when to come back: no earlier, for any of its rows.
+                delay = max(delay, exc.retry_after)
+                OutboxLease.objects.filter(partner_id=partner.pk).update(
+                    not_before=answered + timedelta(seconds=exc.retry_after)
+                )
+            row.next_attempt_at = answered + timedelta(seconds=delay)
             if not _finish(row, DeliveryState.PENDING, exc.message):
                 return None  # cancelled while in flight (the partner went OFFLINE): stays so
             logger.info("Delivery %s to %s waits %ss: %s", row.pk, partner, delay, exc)
@@ -274,6 +387,65 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
     row.sent_at = now_utc()
     _finish(row, DeliveryState.SENT, "", delivered=True)
     return None
+
+
+def unknown_object(exc: PartnerError) -> bool:
+    """The partner answered that it does not know the object (OCPI 2003 or HTTP 404)."""
+    return exc.ocpi_status == OcpiStatus.UNKNOWN_LOCATION or exc.http_status == 404
+
+
+def _object(key_or_path: str) -> str:
+    """The client owned object a key or path is in (a location for an EVSE, say)."""
+    return "/".join(key_or_path.split("/")[:OBJECT_DEPTH])
+
+
+def _refused_put(row: Delivery) -> str | None:
+    """The key of a refused PUT of the row's object or of an object above it that no PUT sent
+    since has made up for (the partner may not have the object), else None."""
+    parts = row.key.split("/")
+    lineage = ["/".join(parts[:n]) for n in range(min(OBJECT_DEPTH, len(parts)), len(parts) + 1)]
+    refused = (
+        Delivery.objects.filter(
+            partner_id=row.partner_id,
+            module=row.module,
+            state=DeliveryState.FAILED,
+            method="PUT",
+            key__in=lineage,
+        )
+        .order_by("-updated_at")
+        .values_list("key", "updated_at")
+        .first()
+    )
+    if refused is None:
+        return None
+    key, at = refused
+    made_up = Delivery.objects.filter(
+        partner_id=row.partner_id,
+        module=row.module,
+        state=DeliveryState.SENT,
+        method="PUT",
+        key__in=lineage[: lineage.index(key) + 1],
+        sent_at__gt=at,
+    )
+    return None if made_up.exists() else key
+
+
+def _as_put(row: Delivery, why: str) -> bool:
+    """Turn the row (SENDING) into a PUT of its whole object's current state, in memory and in
+    the database. False when that cannot be sent: the object is no longer ours (the row is
+    cancelled), or the row was cancelled meanwhile. The module must have a ``current_state``."""
+    key, path = _object(row.key), _object(row.path)
+    body = current_state[row.module](key)
+    if body is None:
+        _finish(row, DeliveryState.CANCELLED, f"not sent ({why}): the object is no longer ours")
+        return False
+    row.method, row.key, row.path, row.body = "PUT", key, path, body
+    logger.info("Delivery %s to %s: %s; sent as a PUT of %s", row.pk, row.partner_id, why, key)
+    return bool(
+        Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
+            method="PUT", key=key, path=path, body=body, updated_at=now_utc()
+        )
+    )
 
 
 def backoff(attempts: int) -> float:
@@ -355,6 +527,8 @@ def sweep() -> int:
     Delivery.objects.filter(state=DeliveryState.SENDING).exclude(partner_id__in=busy).update(
         state=DeliveryState.PENDING, updated_at=now
     )
+    # Partners that asked us to wait (Retry-After) are woken by the drain scheduled for then.
+    busy |= set(OutboxLease.objects.filter(not_before__gt=now).values_list("partner_id", flat=True))
     due = set(
         Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
         .values_list("partner_id", flat=True)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 
 from . import services
 
 
-@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
-def deliver(*, partner_id: int) -> int:
-    """Send the partner's pending deliveries, oldest first."""
-    return services.drain(partner_id)
+@shared_task(bind=True, acks_late=True, soft_time_limit=600, time_limit=660)
+def deliver(self: Task[Any, Any], *, partner_id: int) -> int:
+    """Send the partner's pending deliveries, oldest first.
+
+    The drain's lease is named after the task id: when the broker redelivers the task of a
+    worker that was killed (acks_late), the new run takes that lease over at once.
+    """
+    return services.drain(partner_id, owner=self.request.id)
 
 
 @shared_task(acks_late=True)
