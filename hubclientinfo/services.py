@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
@@ -166,7 +167,7 @@ class Connection:
     def message(self) -> Message:
         info = self.info()
         # A configuration module: no routing headers (no sender party, no receiver party).
-        path = f"{self.country_code}/{self.party_id}"
+        path = f"{quote(self.country_code, safe='')}/{quote(self.party_id, safe='')}"
         return Message(MODULE, self.key, path, "PUT", info, {self.key: info})
 
 
