@@ -258,3 +258,28 @@ def test_own_status_changes_keep_rows_and_document_in_step(db):
         assert (entry["status"], entry["floor_level"]) == (evse.status, "3")
         assert entry["last_updated"] == format_datetime(evse.last_updated)
         assert location.last_updated >= evse.last_updated
+
+
+def test_a_status_patch_racing_a_put_that_removes_the_evse(cpo):
+    """The PUT drops EVSE 3256 while its status PATCH waits for the lock: the PATCH then finds
+    no EVSE (404), or ran first and was replaced; never a 500, never a revived EVSE."""
+    owner = cpo.partner.pk
+    seen = set()
+    for round_ in range(ROUNDS):
+        store_copy(owner)
+        old, new = stamps(round_)
+        without = example()
+        without["evses"] = without["evses"][1:]
+        without["last_updated"] = new
+        results = race(
+            partial(services.put, LOCATION, without, owner=owner),
+            partial(services.patch, EVSE, {"status": "CHARGING", "last_updated": old}, owner=owner),
+            hold=lock_location(),
+        )
+        put, status = results
+        assert not isinstance(put, BaseException), put
+        assert isinstance(status, services.UnknownObject) or status.message == UPDATED, status
+        seen.add(type(status).__name__)
+        assert [e["uid"] for e in doc()["evses"]] == ["3257"]
+        assert list(Evse.objects.values_list("uid", flat=True)) == ["3257"]
+    assert "UnknownObject" in seen  # the PATCH did wait behind the PUT at least once
