@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from credentials.liveness import came_back
@@ -93,14 +94,26 @@ def put(hub_id: int, country_code: str, party_id: str, body: Any) -> Outcome:
             f"The ClientInfo describes {data['country_code']}/{data['party_id']}, but the URL "
             f"names {url_party[0]}/{url_party[1]}; they must be the same party."
         )
-    key = {"hub_id": hub_id, "country_code": url_party[0], "party_id": url_party[1]}
+    key = {
+        "hub_id": hub_id,
+        "country_code": url_party[0],
+        "party_id": url_party[1],
+        "role": data["role"],
+    }
     with transaction.atomic():
-        row = HubParty.objects.select_for_update().filter(**key, role=data["role"]).first()
+        # Compare-and-set under the row's lock (read after the wait for it): the newest
+        # last_updated wins whatever the interleaving.
+        row = HubParty.objects.select_for_update().filter(**key).first()
         if row is None:
-            HubParty.objects.create(
-                **key, role=data["role"], status=data["status"], last_updated=data["last_updated"]
-            )
-            return Outcome(created=True)
+            try:
+                with transaction.atomic():  # a savepoint: a concurrent create may win
+                    HubParty.objects.create(
+                        **key, status=data["status"], last_updated=data["last_updated"]
+                    )
+                return Outcome(created=True)
+            except IntegrityError:
+                # The other PUT has committed (the unique index waited for it): compare.
+                row = HubParty.objects.select_for_update().get(**key)
         if data["last_updated"] < row.last_updated:
             return Outcome(
                 created=False,
@@ -154,7 +167,7 @@ class Connection:
     def message(self) -> Message:
         info = self.info()
         # A configuration module: no routing headers (no sender party, no receiver party).
-        path = f"{self.country_code}/{self.party_id}"
+        path = f"{quote(self.country_code, safe='')}/{quote(self.party_id, safe='')}"
         return Message(MODULE, self.key, path, "PUT", info, {self.key: info})
 
 

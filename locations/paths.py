@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from .render import find
 
@@ -29,11 +31,20 @@ class ObjectPath:
 
     @property
     def key(self) -> str:
-        return "/".join(self.parts).upper()
+        """The coalescing key of pushes: the URL path in upper case (CiString ids)."""
+        return self.path.upper()
 
     @property
     def path(self) -> str:
-        return "/".join(self.parts)
+        """The URL path under a locations endpoint: each id one percent-encoded segment (an id
+        may hold '/', '?', '#' or '%'; quote's hex digits are upper case, so ``key`` holds no
+        two spellings of one path)."""
+        return "/".join(quote(part, safe="") for part in self.parts)
+
+    @classmethod
+    def from_key(cls, key: str) -> ObjectPath:
+        """The path of a ``key`` (or of a ``path``): segments decoded."""
+        return cls(*(unquote(part) for part in key.split("/")))
 
     @property
     def location(self) -> ObjectPath:
@@ -54,7 +65,8 @@ class ObjectPath:
         return ObjectPath(self.country_code, self.party_id, self.location_id)
 
     def __str__(self) -> str:
-        return self.path
+        """The ids as given, for messages."""
+        return "/".join(self.parts)
 
 
 def select(doc: dict[str, Any], path: ObjectPath) -> dict[str, Any] | None:
@@ -65,3 +77,39 @@ def select(doc: dict[str, Any], path: ObjectPath) -> dict[str, Any] | None:
     if evse is None or path.connector_id is None:
         return evse
     return find(evse.get("connectors") or [], "id", path.connector_id)
+
+
+def segments_as_sent(raw_uri: str | None, path: str, after: str) -> list[str] | None:
+    """The segments following ``after`` in the request target as the client sent it (the WSGI
+    server's ``RAW_URI``, which gunicorn gives), each decoded on its own.
+
+    The path the application gets is decoded as a whole, so an id's encoded '/' (``%2F``) reads
+    as a separator there; the raw target tells them apart. None: no raw target, or it does not
+    spell ``path`` (a proxy rewrote it), or it lacks ``after``.
+    """
+    if not raw_uri:
+        return None
+    raw_path = urlsplit(raw_uri).path
+    start = raw_path.find(after)
+    if start < 0 or unquote(raw_path) != path:
+        return None
+    rest = raw_path[start + len(after) :]
+    return [unquote(part) for part in rest.removesuffix("/").split("/")]
+
+
+RECEIVER = "/receiver/locations/"
+
+
+def receiver_path(
+    meta: Mapping[str, Any], path: str, ids: Mapping[str, str | None]
+) -> ObjectPath | None:
+    """The object a receiver request addresses: from the raw target when the server gives it
+    (ids may hold an encoded '/'), else from the routed ``ids``. None: no such object path."""
+    parts = segments_as_sent(meta.get("RAW_URI"), path, RECEIVER)
+    if parts is None:
+        if "segments" in ids:  # routed by the catch-all: more segments than ids
+            return None
+        return ObjectPath(**ids)  # type: ignore[arg-type]
+    if not 3 <= len(parts) <= 5 or not all(parts):
+        return None
+    return ObjectPath(*parts)

@@ -81,7 +81,7 @@ def object_patch(
 
 def current_body(key: str) -> dict[str, Any] | None:
     """The current document of our shared object ``key`` (outbox retry), or None."""
-    path = ObjectPath(*key.split("/"))
+    path = ObjectPath.from_key(key)
     location = Location.objects.shared().ci(path.country_code, path.party_id, path.location_id)
     found = location.only("ocpi_json").first()
     if found is None or not found.ocpi_json:

@@ -344,14 +344,32 @@ class PublishTokenTypeSerializer(serializers.Serializer[Any]):
 # --- Connector, EVSE, Location (§4.1-4.3) --------------------------------------------------------
 
 
+# The integer fields stored in an integer column (models.PositiveIntegerField): a larger value
+# is bad input, not a database error. The others (weekday, image sizes) have smaller ranges.
+INT_COLUMN_MAX = 2**31 - 1
+
+
+class ColumnInt(StrictInt):
+    """A non-negative JSON integer that fits the integer column it is stored in."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        value = super().to_internal_value(data)
+        if value > INT_COLUMN_MAX:
+            raise serializers.ValidationError(f"must be at most {INT_COLUMN_MAX}")
+        return value
+
+
 class ConnectorSerializer(serializers.Serializer[Any]):
     id = CiString(36)
     standard = StrictChoice(choices=CONNECTOR_TYPES)
     format = StrictChoice(choices=CONNECTOR_FORMATS)
     power_type = StrictChoice(choices=POWER_TYPES)
-    max_voltage = StrictInt(min_value=0)
-    max_amperage = StrictInt(min_value=0)
-    max_electric_power = StrictInt(min_value=0, required=False, allow_null=True)
+    max_voltage = ColumnInt()
+    max_amperage = ColumnInt()
+    max_electric_power = ColumnInt(required=False, allow_null=True)
     tariff_ids = serializers.ListField(child=CiString(36), required=False, allow_null=True)
     terms_and_conditions = UrlField(required=False, allow_null=True)
     last_updated = OcpiDateTime()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from rest_framework.exceptions import ValidationError
 
 from ocpi_platform.ocpi.envelope import describe_validation_errors
@@ -67,7 +67,8 @@ def document(location: Location) -> dict[str, Any]:
     """The location's OCPI JSON as a dict (rendered now if it never was)."""
     if not location.ocpi_json:
         location.ocpi_json = _render(location)
-        Location.objects.filter(pk=location.pk).update(
+        # Only if still unrendered: a concurrent write's document is never overwritten.
+        Location.objects.filter(pk=location.pk, ocpi_json="").update(
             ocpi_json=location.ocpi_json, modified_at=now_utc()
         )
     data: dict[str, Any] = json.loads(location.ocpi_json)
@@ -201,7 +202,12 @@ def put(path: ObjectPath, data: Any, *, owner: Owner, keep_timestamps: bool = Fa
         _check_own_party(path)
     with transaction.atomic():
         if path.kind == "location":
-            return _put_location(path, validated, owner, keep_timestamps)
+            try:
+                return _put_location(path, validated, owner, keep_timestamps)
+            except _Taken:
+                # Another PUT created it after our look-up, and has committed (the unique
+                # index made our insert wait for it): now there is a row to lock and compare.
+                return _put_location(path, validated, owner, keep_timestamps, retry=False)
         location = _location(path, owner, lock=True)
         if location is None:
             raise LocationNotFound(
@@ -240,16 +246,25 @@ def patch(path: ObjectPath, data: Any, *, owner: Owner) -> Outcome:
 # The bulk of inbound traffic: a partner's EVSE status PATCH. The same rules as _patch_evse,
 # in three statements without the ORM's query building (PostgreSQL only; elsewhere, and for
 # anything unexpected, the general path answers).
+#
+# Compare-and-set: the SELECT locks the location row, but the EVSE columns it returns may have
+# been read before the wait for that lock (PostgreSQL re-reads only the locked row). So the
+# stamp comparison is made by the EVSE UPDATE itself, which evaluates its WHERE on the current
+# row: an older PATCH that lost the race changes nothing and is answered as stale.
 _STATUS_SELECT = """
-SELECT l.id, l.last_updated, l.ocpi_json, e.id, e.last_updated, e.fields_updated
+SELECT l.id, l.last_updated, l.ocpi_json, e.id
 FROM locations_location l JOIN locations_evse e ON e.location_id = l.id
 WHERE l.cc_upper = %s AND l.pid_upper = %s AND l.id_upper = %s AND l.partner_id = %s
   AND e.uid_upper = %s
 FOR UPDATE OF l
 """
-_STATUS_EVSE = (
-    "UPDATE locations_evse SET status = %s, last_updated = %s, fields_updated = %s WHERE id = %s"
-)
+_STATUS_EVSE = """
+UPDATE locations_evse SET status = %(status)s,
+  last_updated = GREATEST(last_updated, %(stamp)s),
+  fields_updated = GREATEST(COALESCE(fields_updated, %(stamp)s), %(stamp)s)
+WHERE id = %(pk)s AND COALESCE(fields_updated, last_updated) <= %(stamp)s
+RETURNING last_updated
+"""
 _STATUS_LOCATION = (
     "UPDATE locations_location SET last_updated = %s, ocpi_json = %s, modified_at = %s "
     "WHERE id = %s"
@@ -267,19 +282,21 @@ def _partner_status(path: ObjectPath, owner: int, status: str, stamp: datetime) 
         row = cursor.fetchone()
         if row is None or not row[2]:
             return None
-        location_pk, location_stamp, text, evse_pk, evse_stamp, fields_stamp = row
+        location_pk, location_stamp, text, evse_pk = row
         location = Location(pk=location_pk, partner_id=owner, last_updated=location_stamp)
-        if _newer(fields_stamp or evse_stamp, stamp):
-            return Outcome(False, True, location)
         doc = json.loads(text)
         entry = select(doc, path)
         if entry is None:
             return None  # the document lacks the EVSE: the general path renders it again
-        evse_stamp = max(evse_stamp, stamp)
-        fields_stamp = max(fields_stamp or stamp, stamp)
-        cursor.execute(_STATUS_EVSE, [status, evse_stamp, fields_stamp, evse_pk])
+        cursor.execute(_STATUS_EVSE, {"status": status, "stamp": stamp, "pk": evse_pk})
+        updated = cursor.fetchone()
+        if updated is None:
+            # We hold a newer version; or the EVSE went away while we waited for the lock
+            # (then the general path answers).
+            cursor.execute("SELECT 1 FROM locations_evse WHERE id = %s", [evse_pk])
+            return Outcome(False, True, location) if cursor.fetchone() else None
         _merge_in_order(
-            entry, {"status": status, "last_updated": format_datetime(evse_stamp)}, EVSE_ORDER
+            entry, {"status": status, "last_updated": format_datetime(updated[0])}, EVSE_ORDER
         )
         location.last_updated = max(location_stamp, stamp)
         doc["last_updated"] = format_datetime(location.last_updated)
@@ -312,9 +329,20 @@ def _stamp(data: dict[str, Any], owner: Owner) -> datetime:
     return value
 
 
+class _Taken(Exception):
+    """The location was created by another transaction between our look-up and our insert."""
+
+
 def _put_location(
-    path: ObjectPath, data: dict[str, Any], owner: Owner, keep_timestamps: bool
+    path: ObjectPath,
+    data: dict[str, Any],
+    owner: Owner,
+    keep_timestamps: bool,
+    *,
+    retry: bool = True,
 ) -> Outcome:
+    # Under the lock of the location row (read again after the wait for it): the newest
+    # last_updated wins whatever the interleaving. No row yet: see _insert.
     location = _location(path, owner, lock=True)
     created = location is None
     if (
@@ -335,7 +363,10 @@ def _put_location(
     )
     location.last_updated = stamp
     location.fields_updated = stamp
-    location.save()
+    if created:
+        _insert(location, retry)
+    else:
+        location.save()
     keep = keep_timestamps and created
     _replace_evses(
         location, data.get("evses") or [], owner, None if (owner is not None or keep) else stamp
@@ -345,6 +376,18 @@ def _put_location(
     if owner is None:
         push.location_put(location, document(location))
     return Outcome(created, False, location)
+
+
+def _insert(location: Location, retry: bool) -> None:
+    """Insert a new location; ``_Taken`` when a concurrent PUT inserted the same key first
+    (a savepoint keeps our transaction usable for the retry, which then compares)."""
+    try:
+        with transaction.atomic():
+            location.save()
+    except IntegrityError:
+        if not retry:
+            raise
+        raise _Taken from None
 
 
 def _cascade_timestamps(data: dict[str, Any]) -> None:
@@ -604,13 +647,22 @@ def rerender(locations: Iterable[Location]) -> int:
     """Render stored locations again (after an admin edit or a change of the renderer)."""
     count = 0
     for location in locations:
-        Location.objects.filter(pk=location.pk).update(
-            ocpi_json=_render(location), modified_at=now_utc()
-        )
+        with transaction.atomic():  # under the row's lock: no concurrent write is undone
+            if not _lock(location.pk):
+                continue
+            Location.objects.filter(pk=location.pk).update(
+                ocpi_json=_render(location), modified_at=now_utc()
+            )
         count += 1
     return count
 
 
+def _lock(pk: int) -> bool:
+    """Lock the location row ``pk`` until the end of the transaction; False: it is gone."""
+    return bool(list(Location.objects.select_for_update().filter(pk=pk).values_list("pk")))
+
+
+@transaction.atomic
 def saved_in_admin(
     location: Location, *, evses: Iterable[int] = (), connectors: Iterable[int] = ()
 ) -> None:
@@ -621,6 +673,9 @@ def saved_in_admin(
     """
     if location.partner_id is not None:
         raise InvalidParameters("A partner's location is its own: it is not edited here.")
+    # The lock (the admin's own UPDATE usually holds it already) before the stamp: a concurrent
+    # write of this location is either before this one or after it, never in between.
+    _lock(location.pk)
     now = now_utc()
     Connector.objects.filter(pk__in=list(connectors)).update(last_updated=now)
     changed_evses = set(evses) | set(

@@ -21,7 +21,7 @@ from ocpi_platform.ocpi.permissions import principal_of
 from ocpi_platform.ocpi.types import Role
 
 from . import listing, services
-from .paths import ObjectPath
+from .paths import ObjectPath, receiver_path
 
 
 def _routing(request: Request) -> dict[str, str]:
@@ -72,7 +72,12 @@ class ReceiverView(APIView):
 
     def _path(self, request: Request, **kwargs: str | None) -> tuple[ObjectPath, int]:
         principal = principal_of(request)
-        path = ObjectPath(**kwargs)  # type: ignore[arg-type]
+        path = receiver_path(request.META, request.path, kwargs)
+        if path is None:
+            raise NotFound(
+                "No location, EVSE or connector has this path: it is {country_code}/{party_id}/"
+                "{location_id}[/{evse_uid}[/{connector_id}]], each id one (encoded) segment."
+            )
         if not principal.owns(path.country_code, path.party_id):
             raise NotFound(
                 f"{path.country_code}/{path.party_id} is not one of your parties "
