@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
@@ -17,7 +20,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
-from .errors import InvalidParameters, MalformedJson, OcpiError
+from .errors import BadRequest, BodyTooLarge, InvalidParameters, MalformedJson, OcpiError
 from .status import OcpiStatus
 from .types import format_datetime, now_utc
 
@@ -32,7 +35,8 @@ def envelope(
         body["data"] = data
     body["status_code"] = int(status)
     if message:
-        body["status_message"] = message
+        # A message never makes the response unencodable (e.g. a lone surrogate it quotes).
+        body["status_message"] = message.encode("utf-8", "replace").decode("utf-8")
     body["timestamp"] = format_datetime(now_utc())
     return body
 
@@ -83,10 +87,92 @@ def one_object(data: Any, what: str = "one JSON object") -> dict[str, Any]:
     return data
 
 
+# JSON integers longer than this (sign not counted) are refused: no OCPI field needs more than
+# an int64, and Python would otherwise build (or refuse with ValueError) a huge int.
+MAX_INT_DIGITS = 20
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class _Refused(Exception):
+    """A JSON text the parser will not turn into Python values (raised by its hooks)."""
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings not counted)."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _parse_int(text: str) -> int:
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
+        raise _Refused(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Refused(f"{text} is not a JSON value")
+
+
+def _has_lone_surrogate(raw: bytes, data: Any) -> bool:
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON, within the limits; ``None`` for an empty body.
+
+    Refused with HTTP 400 / 2001: not UTF-8, not JSON, nested deeper than OCPI_MAX_JSON_DEPTH,
+    an integer of more than MAX_INT_DIGITS digits, NaN/Infinity, a lone UTF-16 surrogate escape
+    (``"\\ud800"``: not Unicode text). The messages never quote the body.
+    """
+    if not raw.strip():
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
+    limit = settings.OCPI_MAX_JSON_DEPTH
+    if json_depth(raw) > limit:
+        raise MalformedJson(f"The request body nests arrays or objects deeper than {limit} levels.")
+    try:
+        data = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+    except _Refused as exc:
+        raise MalformedJson(f"The request body is not acceptable JSON: {exc}.") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(
+            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}."
+        ) from None
+    except RecursionError:  # not reached within the depth limit; kept as a last guard
+        raise MalformedJson("The request body nests arrays or objects too deeply.") from None
+    if _has_lone_surrogate(raw, data):
+        raise MalformedJson(
+            "The request body contains a lone UTF-16 surrogate escape (\\uD800-\\uDFFF "
+            "without its pair): a JSON string must be Unicode text."
+        )
+    return data
+
+
 class OcpiJsonParser(BaseParser):
     """Parse every request body as JSON, whatever Content-Type a partner sent.
 
-    A body that is not JSON is answered with HTTP 400 (spec: status_codes).
+    A body that is not JSON is answered with HTTP 400 (spec: status_codes); a body over
+    OCPI_MAX_BODY_BYTES with HTTP 413 (the inbound middleware refuses most before reading).
     """
 
     media_type = "*/*"
@@ -97,18 +183,11 @@ class OcpiJsonParser(BaseParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        raw = stream.read() if stream is not None else b""
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw.decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
-        except json.JSONDecodeError as exc:
-            raise MalformedJson(
-                f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                f"column {exc.colno}."
-            ) from None
+        limit = settings.OCPI_MAX_BODY_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise BodyTooLarge()
+        return parse_json_body(raw)
 
 
 class OcpiJsonOnly(BaseContentNegotiation):
@@ -195,6 +274,17 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     if request.path.startswith("/ocpi/"):
         return error_json_response(NotFound(f"No OCPI endpoint at {request.path}."))
     return page_not_found(request, exception or Http404())
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400s (a SuspiciousOperation in a middleware) under /ocpi/ get the envelope."""
+    from django.views.defaults import bad_request
+
+    if request.path_info.startswith("/ocpi/"):
+        if isinstance(exception, RequestDataTooBig):
+            return error_json_response(BodyTooLarge())
+        return error_json_response(BadRequest())
+    return bad_request(request, exception or SuspiciousOperation())
 
 
 def handler500(request: HttpRequest) -> JsonResponse:

@@ -173,7 +173,7 @@ def test_versions_and_details_need_a_token_and_list_registered_modules(api, invi
     assert {
         "identifier": "credentials",
         "role": "SENDER",
-        "url": "http://testserver/ocpi/2.2.1/credentials",
+        "url": "http://testserver/ocpi/2.2.1/credentials/",
     } in details.data["endpoints"]
 
 
