@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import re
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 from typing import Any
 
 from django.conf import settings
@@ -91,8 +93,11 @@ def one_object(data: Any, what: str = "one JSON object") -> dict[str, Any]:
 # an int64, and Python would otherwise build (or refuse with ValueError) a huge int.
 MAX_INT_DIGITS = 20
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # +1 / -1, shifted by one
+_DIGIT_RUN = re.compile(rb"\d{%d,}" % (MAX_INT_DIGITS + 1))
+_LONG_INT = re.compile(rb"(?<![\d.eE+-])-?\d{%d,}(?![\d.eE])" % (MAX_INT_DIGITS + 1))
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -100,23 +105,22 @@ class _Refused(Exception):
     """A JSON text the parser will not turn into Python values (raised by its hooks)."""
 
 
-def json_depth(raw: bytes) -> int:
+def _skeleton(raw: bytes) -> bytes:
+    """The JSON text without the contents of its strings (escapes first, then quoted runs)."""
+    text = _ESCAPE.sub(b"", raw) if b"\\" in raw else raw
+    return b"".join(text.split(b'"')[::2])
+
+
+def json_depth(raw: bytes, skeleton: bytes | None = None) -> int:
     """How deep arrays and objects nest in a JSON text (brackets inside strings not counted)."""
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
-    depth = deepest = 0
-    for byte in brackets:
-        if byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
+    steps = (_skeleton(raw) if skeleton is None else skeleton).translate(None, _NOT_A_BRACKET)
+    steps = steps.translate(_BRACKET_STEP)
+    depths = map(operator.sub, accumulate(steps), range(1, len(steps) + 1))
+    return max(depths, default=0)
 
 
-def _parse_int(text: str) -> int:
-    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
-        raise _Refused(f"an integer has more than {MAX_INT_DIGITS} digits")
-    return int(text)
+def _has_long_int(skeleton: bytes) -> bool:
+    return bool(_DIGIT_RUN.search(skeleton)) and bool(_LONG_INT.search(skeleton))
 
 
 def _parse_constant(text: str) -> Any:
@@ -147,10 +151,16 @@ def parse_json_body(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
     limit = settings.OCPI_MAX_JSON_DEPTH
-    if json_depth(raw) > limit:
+    skeleton = _skeleton(raw)
+    if json_depth(raw, skeleton) > limit:
         raise MalformedJson(f"The request body nests arrays or objects deeper than {limit} levels.")
+    if _has_long_int(skeleton):
+        raise MalformedJson(
+            f"The request body is not acceptable JSON: an integer has more than {MAX_INT_DIGITS} "
+            "digits."
+        )
     try:
-        data = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+        data = json.loads(text, parse_constant=_parse_constant)
     except _Refused as exc:
         raise MalformedJson(f"The request body is not acceptable JSON: {exc}.") from None
     except json.JSONDecodeError as exc:
@@ -158,8 +168,8 @@ def parse_json_body(raw: bytes) -> Any:
             f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
             f"column {exc.colno}."
         ) from None
-    except RecursionError:  # not reached within the depth limit; kept as a last guard
-        raise MalformedJson("The request body nests arrays or objects too deeply.") from None
+    except (RecursionError, ValueError):  # last guards: too deep, a number Python refuses
+        raise MalformedJson("The request body is not acceptable JSON.") from None
     if _has_lone_surrogate(raw, data):
         raise MalformedJson(
             "The request body contains a lone UTF-16 surrogate escape (\\uD800-\\uDFFF "

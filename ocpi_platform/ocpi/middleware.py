@@ -151,4 +151,3 @@ class OcpiInboundMiddleware:
             response["Allow"] = ", ".join(methods)
             return response
         return None
-

@@ -175,6 +175,14 @@ def test_integers_of_too_many_digits_are_a_400_2001(api, cpo, digits):
     assert not Location.objects.exists()
 
 
+def test_long_fractions_and_exponents_are_not_integers():
+    assert parse_json_body(b"[0.1234567890123456789012345, 1e-1234567890123456789012]") == [
+        0.1234567890123456789012345,
+        0.0,
+    ]
+    assert parse_json_body(b'{"n": "123456789012345678901234567890"}')  # a string, not a number
+
+
 def test_large_but_sane_integers_and_negative_ones_parse():
     assert parse_json_body(b"[12345678901234567890, -12345678901234567890]") == [
         12345678901234567890,
@@ -221,3 +229,17 @@ def test_an_escaped_backslash_before_u_is_not_a_surrogate():
 def test_a_message_quoting_a_lone_surrogate_is_still_encodable():
     body = envelope(message="bad value '\ud800'")
     assert json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.django_db
+def test_a_large_location_under_the_limit_is_stored_whatever_djangos_upload_limit(api, cpo):
+    """3 MB: over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), under OCPI_MAX_BODY_BYTES."""
+    body = example()
+    body["directions"] = [{"language": "en", "text": f"{i:05d} " + "x" * 500} for i in range(6000)]
+    raw = json.dumps(body)
+    assert 2_621_440 < len(raw) < 4 * 1024 * 1024
+
+    reply = api.put(LOC, token=cpo.inbound_token, raw=raw)
+
+    assert (reply.status, reply.code) == (201, 1000), reply.body
+    assert len(Location.objects.get().directions) == 6000
