@@ -275,13 +275,17 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     return ocpi_response(status=OcpiStatus.SERVER_ERROR, message="Internal server error.")
 
 
+def is_ocpi_path(path: str) -> bool:
+    return path.startswith("/ocpi/") or path == "/ocpi"
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Unknown URLs under /ocpi/ get the envelope; the admin keeps Django's page."""
     from django.views.defaults import page_not_found
 
     from .errors import NotFound
 
-    if request.path.startswith("/ocpi/"):
+    if is_ocpi_path(request.path_info):
         return error_json_response(NotFound(f"No OCPI endpoint at {request.path}."))
     return page_not_found(request, exception or Http404())
 
@@ -290,7 +294,7 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
     """Django's 400s (a SuspiciousOperation in a middleware) under /ocpi/ get the envelope."""
     from django.views.defaults import bad_request
 
-    if request.path_info.startswith("/ocpi/"):
+    if is_ocpi_path(request.path_info):
         if isinstance(exception, RequestDataTooBig):
             return error_json_response(BodyTooLarge())
         return error_json_response(BadRequest())

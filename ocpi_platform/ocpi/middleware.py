@@ -17,6 +17,7 @@ Everything else under /ocpi/ and every path outside it pass unchanged.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -26,16 +27,13 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from . import registry
-from .envelope import envelope, error_json_response
+from .envelope import envelope, error_json_response, is_ocpi_path
 from .errors import BadRequest, BodyTooLarge, NotFound
 
-PREFIX = "/ocpi/"
+logger = logging.getLogger(__name__)
+
 _SLASHES = re.compile(r"/{2,}")
 _CHUNK = 64 * 1024
-
-
-def _is_ocpi(path: str) -> bool:
-    return path.startswith(PREFIX) or path == PREFIX.rstrip("/")
 
 
 def _collapse_slashes(request: HttpRequest) -> None:
@@ -43,7 +41,7 @@ def _collapse_slashes(request: HttpRequest) -> None:
     if "//" not in path_info:
         return
     collapsed = _SLASHES.sub("/", path_info)
-    if _is_ocpi(collapsed):
+    if is_ocpi_path(collapsed):
         script_name = request.path[: len(request.path) - len(path_info)]
         request.path_info = collapsed
         request.path = script_name + collapsed
@@ -108,11 +106,14 @@ class OcpiInboundMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         _collapse_slashes(request)
-        if not _is_ocpi(request.path_info):
+        if not is_ocpi_path(request.path_info):
             return self.get_response(request)
         try:
             request.get_host()
         except DisallowedHost:
+            logger.warning(
+                "Refused a request to %r: its Host header is not an allowed host.", request.path
+            )
             return error_json_response(
                 BadRequest("The Host header does not name this platform (not an allowed host).")
             )
@@ -130,7 +131,7 @@ class OcpiInboundMiddleware:
         view_kwargs: Any,
     ) -> HttpResponse | None:
         match = request.resolver_match
-        if match is None or not _is_ocpi(request.path_info):
+        if match is None or not is_ocpi_path(request.path_info):
             return None
         if "ocpi" in match.namespaces and match.view_name not in registry.ENTRY_POINTS:
             endpoint = registry.endpoint_serving(match.view_name)

@@ -116,6 +116,9 @@ def test_urls_are_joined_with_one_slash():
         (errors.MethodNotAllowed, 405, 2000),
         (errors.MalformedJson, 400, 2001),
         (errors.NotFound, 404, 2000),
+        (errors.BadRequest, 400, 2000),
+        (errors.BadRoutingHeaders, 400, 2001),
+        (errors.BodyTooLarge, 413, 2000),
     ],
 )
 def test_every_error_maps_to_its_spec_codes(error, http, code):

@@ -220,3 +220,9 @@ def test_our_own_joins_give_single_slashes():
     assert join_url(advertised, "NL", "ABC", "LOC1") == (
         "http://partner.test/ocpi/2.2.1/receiver/locations/NL/ABC/LOC1"
     )
+
+
+def test_the_ocpi_root_without_a_slash_is_a_404_envelope(api):
+    reply = api.get("/ocpi")
+
+    assert (reply.status, reply.code) == (404, 2000)
