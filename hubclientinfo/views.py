@@ -5,6 +5,9 @@ A configuration module: no routing headers are read or sent.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,10 +15,22 @@ from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import ocpi_response, one_object
 from ocpi_platform.ocpi.errors import NotFound
+from ocpi_platform.ocpi.fields import check_url_ids
 from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.permissions import principal_of
 
 from . import services
+
+
+@cache
+def _url_id_rules() -> dict[str, Any]:
+    """The URL's party follows the rules of the ClientInfo's own fields."""
+    fields = services.ClientInfoSerializer().fields
+    return {"country_code": fields["country_code"], "party_id": fields["party_id"]}
+
+
+def _check_party(country_code: str, party_id: str) -> None:
+    check_url_ids({"country_code": country_code, "party_id": party_id}, _url_id_rules())
 
 
 class ReceiverView(APIView):
@@ -24,11 +39,13 @@ class ReceiverView(APIView):
     def get(self, request: Request, country_code: str, party_id: str) -> Response:
         principal = principal_of(request)
         services.require_hub(principal)
+        _check_party(country_code, party_id)
         return ocpi_response(services.get(principal.partner_id, country_code, party_id))
 
     def put(self, request: Request, country_code: str, party_id: str) -> Response:
         principal = principal_of(request)
         services.require_hub(principal)
+        _check_party(country_code, party_id)
         outcome = services.put(
             principal.partner_id,
             country_code,

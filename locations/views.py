@@ -5,6 +5,7 @@ Views only translate HTTP: the rules live in ``services``.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.http import HttpResponse
@@ -14,14 +15,28 @@ from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response
 from ocpi_platform.ocpi.errors import NotFound
+from ocpi_platform.ocpi.fields import check_url_ids
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.parties import Party
 from ocpi_platform.ocpi.permissions import principal_of
 from ocpi_platform.ocpi.types import Role
 
-from . import listing, services
+from . import listing, schema, services
 from .paths import ObjectPath, receiver_path
+
+
+@cache
+def _url_id_rules() -> dict[str, Any]:
+    """The URL's ids follow the rules of the same ids in a pushed body (schema)."""
+    location = schema.LocationSerializer().fields
+    return {
+        "country_code": location["country_code"],
+        "party_id": location["party_id"],
+        "location_id": location["id"],
+        "evse_uid": schema.EvseSerializer().fields["uid"],
+        "connector_id": schema.ConnectorSerializer().fields["id"],
+    }
 
 
 def _routing(request: Request) -> dict[str, str]:
@@ -57,6 +72,8 @@ class SenderObjectView(APIView):
         evse_uid: str | None = None,
         connector_id: str | None = None,
     ) -> Response:
+        ids = {"location_id": location_id, "evse_uid": evse_uid, "connector_id": connector_id}
+        check_url_ids(ids, _url_id_rules())
         found = services.sender_object(
             location_id, evse_uid, connector_id, party=_addressed_party(request)
         )
@@ -78,6 +95,16 @@ class ReceiverView(APIView):
                 "No location, EVSE or connector has this path: it is {country_code}/{party_id}/"
                 "{location_id}[/{evse_uid}[/{connector_id}]], each id one (encoded) segment."
             )
+        check_url_ids(
+            {
+                "country_code": path.country_code,
+                "party_id": path.party_id,
+                "location_id": path.location_id,
+                "evse_uid": path.evse_uid,
+                "connector_id": path.connector_id,
+            },
+            _url_id_rules(),
+        )
         if not principal.owns(path.country_code, path.party_id):
             raise NotFound(
                 f"{path.country_code}/{path.party_id} is not one of your parties "

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ocpi_platform.ocpi.headers.OcpiHeadersMiddleware",
+    "ocpi_platform.ocpi.middleware.OcpiInboundMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -268,3 +269,11 @@ OCPI_OUTBOUND_ALLOWED = env.list("OCPI_OUTBOUND_ALLOWED", default=[])
 # every third of this while a request runs). A drain killed with its worker blocks the partner
 # for at most this long; with the sweep interval it bounds how soon deliveries resume.
 OCPI_OUTBOX_LEASE_SECONDS = env.float("OCPI_OUTBOX_LEASE_SECONDS", default=9.0)
+
+# --- Inbound requests (ocpi_platform/ocpi/middleware.py, envelope.OcpiJsonParser) ------------
+# Largest request body accepted under /ocpi/, bytes; larger ones get HTTP 413 before being read.
+OCPI_MAX_BODY_BYTES = env.int("OCPI_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# Deepest nesting of arrays/objects in a request body; deeper is refused (HTTP 400, 2001).
+OCPI_MAX_JSON_DEPTH = env.int("OCPI_MAX_JSON_DEPTH", default=64)
+# OPTIONS is answered by the inbound middleware with the envelope: no DRF metadata (docstrings).
+REST_FRAMEWORK["DEFAULT_METADATA_CLASS"] = None

@@ -15,5 +15,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "ocpi_platform.ocpi.envelope.handler400"
 handler404 = "ocpi_platform.ocpi.envelope.handler404"
 handler500 = "ocpi_platform.ocpi.envelope.handler500"

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
+import re
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
@@ -17,7 +22,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
-from .errors import InvalidParameters, MalformedJson, OcpiError
+from .errors import BadRequest, BodyTooLarge, InvalidParameters, MalformedJson, OcpiError
 from .status import OcpiStatus
 from .types import format_datetime, now_utc
 
@@ -32,7 +37,8 @@ def envelope(
         body["data"] = data
     body["status_code"] = int(status)
     if message:
-        body["status_message"] = message
+        # A message never makes the response unencodable (e.g. a lone surrogate it quotes).
+        body["status_message"] = message.encode("utf-8", "replace").decode("utf-8")
     body["timestamp"] = format_datetime(now_utc())
     return body
 
@@ -83,10 +89,100 @@ def one_object(data: Any, what: str = "one JSON object") -> dict[str, Any]:
     return data
 
 
+# JSON integers longer than this (sign not counted) are refused: no OCPI field needs more than
+# an int64, and Python would otherwise build (or refuse with ValueError) a huge int.
+MAX_INT_DIGITS = 20
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # +1 / -1, shifted by one
+_DIGIT_RUN = re.compile(rb"\d{%d,}" % (MAX_INT_DIGITS + 1))
+_LONG_INT = re.compile(rb"(?<![\d.eE+-])-?\d{%d,}(?![\d.eE])" % (MAX_INT_DIGITS + 1))
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class _Refused(Exception):
+    """A JSON text the parser will not turn into Python values (raised by its hooks)."""
+
+
+def _skeleton(raw: bytes) -> bytes:
+    """The JSON text without the contents of its strings (escapes first, then quoted runs)."""
+    text = _ESCAPE.sub(b"", raw) if b"\\" in raw else raw
+    return b"".join(text.split(b'"')[::2])
+
+
+def json_depth(raw: bytes, skeleton: bytes | None = None) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings not counted)."""
+    steps = (_skeleton(raw) if skeleton is None else skeleton).translate(None, _NOT_A_BRACKET)
+    steps = steps.translate(_BRACKET_STEP)
+    depths = map(operator.sub, accumulate(steps), range(1, len(steps) + 1))
+    return max(depths, default=0)
+
+
+def _has_long_int(skeleton: bytes) -> bool:
+    return bool(_DIGIT_RUN.search(skeleton)) and bool(_LONG_INT.search(skeleton))
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Refused(f"{text} is not a JSON value")
+
+
+def _has_lone_surrogate(raw: bytes, data: Any) -> bool:
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON, within the limits; ``None`` for an empty body.
+
+    Refused with HTTP 400 / 2001: not UTF-8, not JSON, nested deeper than OCPI_MAX_JSON_DEPTH,
+    an integer of more than MAX_INT_DIGITS digits, NaN/Infinity, a lone UTF-16 surrogate escape
+    (``"\\ud800"``: not Unicode text). The messages never quote the body.
+    """
+    if not raw.strip():
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
+    limit = settings.OCPI_MAX_JSON_DEPTH
+    skeleton = _skeleton(raw)
+    if json_depth(raw, skeleton) > limit:
+        raise MalformedJson(f"The request body nests arrays or objects deeper than {limit} levels.")
+    if _has_long_int(skeleton):
+        raise MalformedJson(
+            f"The request body is not acceptable JSON: an integer has more than {MAX_INT_DIGITS} "
+            "digits."
+        )
+    try:
+        data = json.loads(text, parse_constant=_parse_constant)
+    except _Refused as exc:
+        raise MalformedJson(f"The request body is not acceptable JSON: {exc}.") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(
+            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}."
+        ) from None
+    except (RecursionError, ValueError):  # last guards: too deep, a number Python refuses
+        raise MalformedJson("The request body is not acceptable JSON.") from None
+    if _has_lone_surrogate(raw, data):
+        raise MalformedJson(
+            "The request body contains a lone UTF-16 surrogate escape (\\uD800-\\uDFFF "
+            "without its pair): a JSON string must be Unicode text."
+        )
+    return data
+
+
 class OcpiJsonParser(BaseParser):
     """Parse every request body as JSON, whatever Content-Type a partner sent.
 
-    A body that is not JSON is answered with HTTP 400 (spec: status_codes).
+    A body that is not JSON is answered with HTTP 400 (spec: status_codes); a body over
+    OCPI_MAX_BODY_BYTES with HTTP 413 (the inbound middleware refuses most before reading).
     """
 
     media_type = "*/*"
@@ -97,18 +193,11 @@ class OcpiJsonParser(BaseParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        raw = stream.read() if stream is not None else b""
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw.decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
-        except json.JSONDecodeError as exc:
-            raise MalformedJson(
-                f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                f"column {exc.colno}."
-            ) from None
+        limit = settings.OCPI_MAX_BODY_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise BodyTooLarge()
+        return parse_json_body(raw)
 
 
 class OcpiJsonOnly(BaseContentNegotiation):
@@ -186,15 +275,30 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     return ocpi_response(status=OcpiStatus.SERVER_ERROR, message="Internal server error.")
 
 
+def is_ocpi_path(path: str) -> bool:
+    return path.startswith("/ocpi/") or path == "/ocpi"
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Unknown URLs under /ocpi/ get the envelope; the admin keeps Django's page."""
     from django.views.defaults import page_not_found
 
     from .errors import NotFound
 
-    if request.path.startswith("/ocpi/"):
+    if is_ocpi_path(request.path_info):
         return error_json_response(NotFound(f"No OCPI endpoint at {request.path}."))
     return page_not_found(request, exception or Http404())
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400s (a SuspiciousOperation in a middleware) under /ocpi/ get the envelope."""
+    from django.views.defaults import bad_request
+
+    if is_ocpi_path(request.path_info):
+        if isinstance(exception, RequestDataTooBig):
+            return error_json_response(BodyTooLarge())
+        return error_json_response(BadRequest())
+    return bad_request(request, exception or SuspiciousOperation())
 
 
 def handler500(request: HttpRequest) -> JsonResponse:

@@ -87,6 +87,38 @@ class MalformedJson(OcpiError):
     default_message = "The request body is not valid JSON."
 
 
+class BadRequest(OcpiError):
+    """2000 with HTTP 400: the HTTP request itself is unusable (a bad Host or Content-Length)."""
+
+    http_status = 400
+    ocpi_status = OcpiStatus.CLIENT_ERROR
+    default_message = "Bad request."
+
+
+class BadRoutingHeaders(OcpiError):
+    """2001 with HTTP 400: OCPI-from-* do not name one of the caller's parties."""
+
+    http_status = 400
+    ocpi_status = OcpiStatus.INVALID_PARAMETERS
+    default_message = "Invalid routing headers."
+
+
+class BodyTooLarge(OcpiError):
+    http_status = 413
+    ocpi_status = OcpiStatus.CLIENT_ERROR
+    default_message = "The request body is too large."
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is None:
+            from django.conf import settings
+
+            message = (
+                f"The request body is larger than {settings.OCPI_MAX_BODY_BYTES} bytes, the "
+                "most this platform accepts."
+            )
+        super().__init__(message)
+
+
 class ServerError(OcpiError):
     ocpi_status = OcpiStatus.SERVER_ERROR
     default_message = "Internal server error."

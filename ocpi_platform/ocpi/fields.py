@@ -12,11 +12,14 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
+from .envelope import describe_validation_errors
+from .errors import InvalidParameters
 from .types import format_datetime, is_printable_ascii, parse_datetime, validate_url
 
 IMAGE_CATEGORIES: tuple[str, ...] = (
@@ -232,3 +235,20 @@ def strip_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [strip_nulls(v) for v in value]
     return value
+
+
+def check_url_ids(
+    ids: Mapping[str, str | None], rules: Mapping[str, serializers.Field[Any, Any, Any, Any]]
+) -> None:
+    """Ids taken from a URL follow the rules of the same ids in a body (``rules``: the body's
+    fields by URL parameter name): 2001 naming the parameter otherwise (a NUL, a control
+    character, too long, not ASCII...)."""
+    for name, value in ids.items():
+        rule = rules.get(name)
+        if value is None or rule is None:
+            continue
+        try:
+            rule.run_validation(value)
+        except serializers.ValidationError as exc:
+            why = "; ".join(describe_validation_errors(exc.detail))
+            raise InvalidParameters(f"The {name} in the URL is not valid: {why}.") from None

@@ -8,8 +8,10 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from .errors import MethodNotAllowed
+from . import registry
+from .errors import BadRoutingHeaders, MethodNotAllowed
 from .principal import PartnerPrincipal, PresentedToken
+from .types import Role, is_printable_ascii
 
 
 def principal_of(request: Request) -> PartnerPrincipal:
@@ -28,8 +30,42 @@ def presented_token(request: Request) -> str:
     return auth.value
 
 
+def _shown_header(value: str) -> str:
+    return repr(value) if len(value) <= 8 and is_printable_ascii(value) else "an invalid value"
+
+
+def check_from_party(request: Request, principal: PartnerPrincipal) -> None:
+    """OCPI-from-country-code / OCPI-from-party-id, when sent, name one of the caller's parties
+    (the roles of its credentials); 2001 with HTTP 400 otherwise: the request does not get to
+    speak for a party that is not the caller's.
+
+    A partner registered with the role HUB relays requests of the parties behind it (transport
+    › Message Routing: the FROM of a forwarded request is the original party), so any party
+    may be named by a hub. Configuration modules ignore routing headers (they are not used
+    there), and so do the versions and credentials endpoints, where token A has no parties yet.
+    """
+    country_code = (request.headers.get("OCPI-from-country-code") or "").strip()
+    party_id = (request.headers.get("OCPI-from-party-id") or "").strip()
+    if not country_code and not party_id:
+        return
+    if not (country_code and party_id):
+        raise BadRoutingHeaders(
+            "OCPI-from-country-code and OCPI-from-party-id go together: send both or neither."
+        )
+    if any(p.role == Role.HUB for p in principal.parties):
+        return
+    if not principal.owns(country_code, party_id):
+        yours = ", ".join(sorted({f"{p.country_code}/{p.party_id}" for p in principal.parties}))
+        raise BadRoutingHeaders(
+            f"OCPI-from-country-code {_shown_header(country_code)} with OCPI-from-party-id "
+            f"{_shown_header(party_id)} is not one of your parties (the roles of your "
+            f"credentials: {yours or 'none'})."
+        )
+
+
 class RegisteredPartyOnly(BasePermission):
-    """Functional modules: only a registered partner's regular token (token A gets 401)."""
+    """Functional modules: only a registered partner's regular token (token A gets 401), and
+    OCPI-from-* naming one of its parties (``check_from_party``)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         principal = principal_of(request)
@@ -39,6 +75,9 @@ class RegisteredPartyOnly(BasePermission):
             )
         if not principal.registered:
             raise AuthenticationFailed("This partner is not registered.")
+        endpoint = registry.endpoint_of(request)
+        if endpoint is None or endpoint.identifier not in registry.CONFIGURATION_MODULES:
+            check_from_party(request, principal)
         return True
 
 

@@ -2,12 +2,19 @@
 
 The version details endpoint lists what is registered (and enabled for our parties), so adding a
 module means adding an app that registers its endpoints in ``AppConfig.ready()``.
+
+The registry is also what is *served*: a URL of the ``ocpi`` namespace belongs to the endpoint
+whose ``url_name`` it is, or starts with that name and a ``-`` (``ocpi:locations-receiver`` owns
+``ocpi:locations-receiver-object``). The inbound middleware answers 404 for a URL whose endpoint
+is not enabled, or that no endpoint claims (only the versions list and the version details are
+served without one): exactly the interfaces the version details list are served.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
@@ -26,10 +33,21 @@ class ModuleEndpoint:
     enabled: Callable[[], bool] = lambda: True
 
     def url(self) -> str:
-        return public_url(reverse(self.url_name))
+        """The advertised URL, ending in '/': a peer that appends an object path without a
+        separator (``{url}NL/ABC/LOC1``) still reaches it, and doubled slashes are served too."""
+        url = public_url(reverse(self.url_name))
+        return url if url.endswith("/") else url + "/"
+
+    def serves(self, view_name: str) -> bool:
+        return view_name == self.url_name or view_name.startswith(self.url_name + "-")
 
 
 _endpoints: dict[tuple[str, InterfaceRole], ModuleEndpoint] = {}
+
+# Served without a registered endpoint: the way in to the version details.
+ENTRY_POINTS = frozenset({"ocpi:versions", "ocpi:version-details"})
+# Configuration modules: never routed, routing headers are not used (transport › Message Routing).
+CONFIGURATION_MODULES = frozenset({"versions", "credentials", "hubclientinfo"})
 
 
 def register(endpoint: ModuleEndpoint) -> None:
@@ -38,6 +56,18 @@ def register(endpoint: ModuleEndpoint) -> None:
 
 def endpoints() -> list[ModuleEndpoint]:
     return [e for e in _endpoints.values() if e.enabled()]
+
+
+def endpoint_serving(view_name: str) -> ModuleEndpoint | None:
+    """The registered endpoint (enabled or not) a URL name of the ``ocpi`` namespace belongs to."""
+    claims = [e for e in _endpoints.values() if e.serves(view_name)]
+    return max(claims, key=lambda e: len(e.url_name), default=None)
+
+
+def endpoint_of(request: Any) -> ModuleEndpoint | None:
+    """The endpoint a request was routed to (set by the inbound middleware), if any."""
+    endpoint = getattr(request, "ocpi_endpoint", None)
+    return endpoint if isinstance(endpoint, ModuleEndpoint) else None
 
 
 def public_url(path: str) -> str:

@@ -64,14 +64,15 @@ def test_two_instances_register_in_either_direction(loopback, initiator, issuer)
     }
     assert at_initiator.versions_url == issuer.versions_url
     assert at_issuer.versions_url == initiator.versions_url
-    assert at_initiator.endpoint_url("credentials") == f"{issuer.public_url}/ocpi/2.2.1/credentials"
+    credentials_url = f"{issuer.public_url}/ocpi/2.2.1/credentials/"
+    assert at_initiator.endpoint_url("credentials") == credentials_url
     # Token A is gone; each side holds a working token for the other.
     assert tokens.find_active(token_a) is None
     assert tokens.find_active(tokens.outbound_token(at_initiator)).partner == at_issuer
     assert tokens.find_active(tokens.outbound_token(at_issuer)).partner == at_initiator
     # The callback happened during the POST: versions and details of the initiator.
     methods = loopback.calls
-    post = methods.index(("POST", f"{issuer.public_url}/ocpi/2.2.1/credentials"))
+    post = methods.index(("POST", credentials_url))
     assert ("GET", initiator.versions_url) in methods[post + 1 :]
 
 

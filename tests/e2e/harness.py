@@ -212,7 +212,8 @@ class Instance:
 
     @property
     def credentials_url(self) -> str:
-        return f"{self.base_url}/ocpi/2.2.1/credentials"
+        # As our version details advertise it (module endpoint URLs end in '/').
+        return f"{self.base_url}/ocpi/2.2.1/credentials/"
 
     @property
     def dsn(self) -> str:

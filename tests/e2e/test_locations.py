@@ -160,13 +160,13 @@ def test_registration_pushes_existing_locations(locations_pair: Pair) -> None:
     assert {
         "identifier": "locations",
         "role": "SENDER",
-        "url": f"{a.base_url}{SENDER}",
+        "url": f"{a.base_url}{SENDER}/",
     } in endpoints_of_a, endpoints_of_a
     endpoints_of_b = a.partners()["B"]["endpoints"]
     assert {
         "identifier": "locations",
         "role": "RECEIVER",
-        "url": f"{b.base_url}{RECEIVER}",
+        "url": f"{b.base_url}{RECEIVER}/",
     } in endpoints_of_b, endpoints_of_b
 
     # The registration hook queues a PUT of each location; they all arrive, unchanged.

@@ -343,3 +343,21 @@ def test_an_unknown_token_is_401(api, hub):
 
     assert reply.status == 401
     assert stored() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        (f"{RECEIVER}/F%00/CPO", "country_code"),
+        (f"{RECEIVER}/FR/C%0AO", "party_id"),
+        (f"{RECEIVER}/FRA/CPO", "country_code"),
+    ],
+)
+def test_a_bad_party_in_the_url_is_2001_naming_it(api, hub, url, name):
+    got = api.get(url, token=hub.inbound_token)
+    put = api.put(url, token=hub.inbound_token, body=info())
+
+    for reply in (got, put):
+        assert reply.code == 2001, reply.body
+        assert f"The {name} in the URL is not valid" in reply.message
+    assert not HubParty.objects.exists()

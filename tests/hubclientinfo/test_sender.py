@@ -83,7 +83,8 @@ def test_version_details_list_hubclientinfo_by_our_roles(api, settings, parties,
     listed = {
         (e["role"], e["url"]) for e in reply.data["endpoints"] if e["identifier"] == "hubclientinfo"
     }
-    assert listed == {(role, f"http://testserver{path}") for role, path in expected}
+    # Advertised with a trailing slash: appending "NL/ABC" without a separator works too.
+    assert listed == {(role, f"http://testserver{path}/") for role, path in expected}
 
 
 # --- the list -----------------------------------------------------------------------------------
@@ -293,3 +294,38 @@ def test_token_a_is_401(api, caller, invited):
 
     assert reply.status == 401
     assert "status_code" in reply.body
+
+
+# --- not offered --------------------------------------------------------------------------------
+
+
+def test_the_list_is_not_served_when_we_are_not_a_hub(api, settings):
+    settings.OCPI_PARTIES = "NL:ABC:CPO,NL:ABC:EMSP"  # not listed in our version details
+    connection("fr-cpo", "FR", "CPO", "CPO", status_since=T2)
+    reader = connection("reader", "DE", "RDR")
+
+    reply = get(api, reader)
+
+    assert (reply.status, reply.code) == (404, 2000), reply.body
+    assert "does not offer the hubclientinfo SENDER interface" in reply.message
+    assert "data" not in reply.body
+
+
+def test_the_receiver_is_not_served_on_a_hub_only_instance(api, settings):
+    settings.OCPI_PARTIES = "NL:HUB:HUB"
+    hub = connection("other-hub", "DE", "HUB", "HUB")
+
+    reply = api.put(
+        f"{RECEIVER}/FR/CPO",
+        token=hub.inbound_token,
+        body={
+            "party_id": "CPO",
+            "country_code": "FR",
+            "role": "CPO",
+            "status": "CONNECTED",
+            "last_updated": "2019-01-28T12:00:00Z",
+        },
+    )
+
+    assert (reply.status, reply.code) == (404, 2000), reply.body
+    assert "does not offer the hubclientinfo RECEIVER interface" in reply.message

@@ -778,11 +778,11 @@ def test_version_details_list_both_locations_interfaces_with_working_urls(api, c
     endpoints = {(e["identifier"], e["role"]): e["url"] for e in reply.data["endpoints"]}
     sender = endpoints[("locations", "SENDER")]
     receiver = endpoints[("locations", "RECEIVER")]
-    assert sender == f"http://testserver{SENDER}"
-    assert receiver == f"http://testserver{RECEIVER}"
+    assert sender == f"http://testserver{SENDER}/"
+    assert receiver == f"http://testserver{RECEIVER}/"
 
     put = api.put(
-        receiver.removeprefix("http://testserver") + "/BE/BEC/LOC1",
+        receiver.removeprefix("http://testserver") + "BE/BEC/LOC1",
         token=cpo.inbound_token,
         body=example(),
     )

@@ -116,6 +116,9 @@ def test_urls_are_joined_with_one_slash():
         (errors.MethodNotAllowed, 405, 2000),
         (errors.MalformedJson, 400, 2001),
         (errors.NotFound, 404, 2000),
+        (errors.BadRequest, 400, 2000),
+        (errors.BadRoutingHeaders, 400, 2001),
+        (errors.BodyTooLarge, 413, 2000),
     ],
 )
 def test_every_error_maps_to_its_spec_codes(error, http, code):
@@ -173,7 +176,7 @@ def test_versions_and_details_need_a_token_and_list_registered_modules(api, invi
     assert {
         "identifier": "credentials",
         "role": "SENDER",
-        "url": "http://testserver/ocpi/2.2.1/credentials",
+        "url": "http://testserver/ocpi/2.2.1/credentials/",
     } in details.data["endpoints"]
 
 
