@@ -22,5 +22,9 @@ urlpatterns = [
         name="locations-receiver-object",
     ),
     # An id with an encoded '/' reads as more segments here: the view splits the raw target.
-    re_path(r"^receiver/locations/(?P<segments>.+)$", views.ReceiverView.as_view()),
+    re_path(
+        r"^receiver/locations/(?P<segments>.+)$",
+        views.ReceiverView.as_view(),
+        name="locations-receiver-raw",
+    ),
 ]

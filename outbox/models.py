@@ -51,12 +51,12 @@ class Delivery(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="deliveries")
     module = models.CharField(max_length=32, help_text="OCPI module, e.g. locations.")
     key = models.CharField(
-        max_length=200,
+        max_length=400,
         help_text="The object's path under the partner's module endpoint, upper case: "
         "the coalescing key (COUNTRY/PARTY/LOCATION[/EVSE[/CONNECTOR]]).",
     )
     path = models.CharField(
-        max_length=200, help_text="Path appended to the partner's endpoint, as spelled by us."
+        max_length=400, help_text="Path appended to the partner's endpoint, as spelled by us."
     )
     method = models.CharField(max_length=6, help_text="PUT or PATCH.")
     body = models.JSONField(help_text="The JSON body; folded changes update it.")

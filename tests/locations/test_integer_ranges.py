@@ -26,7 +26,8 @@ def with_connector_value(field: str, value: int) -> dict:
 
 
 @pytest.mark.parametrize("field", FIELDS)
-@pytest.mark.parametrize("value", [INT_MAX + 1, 2**63, 10**30])
+# (Integers of more than 20 digits are refused by the JSON parser already: HTTP 400, 2001.)
+@pytest.mark.parametrize("value", [INT_MAX + 1, 2**63, 10**19])
 def test_a_put_with_a_too_large_integer_is_2001_naming_the_field(api, cpo, field, value):
     reply = api.put(LOC, token=cpo.inbound_token, body=with_connector_value(field, value))
 

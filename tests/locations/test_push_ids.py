@@ -116,6 +116,23 @@ def test_an_odd_id_does_not_fold_into_another_object(emsp):
     ]
 
 
+def test_the_longest_encoded_path_fits_the_outbox(emsp):
+    """Three ids of 36 characters that each encode to 108: the connector's row still stores."""
+    location_id, uid, connector_id = "%" * 36, "/" * 36, "#" * 36
+    data = own_location(location_id)
+    data["evses"][0]["uid"] = uid
+    data["evses"][0]["connectors"][0]["id"] = connector_id
+    services.put(ObjectPath("NL", "ABC", location_id), data, owner=None)
+    Delivery.objects.update(state=DeliveryState.SENT)
+
+    body = {"max_voltage": 400, "last_updated": "2030-01-01T00:00:00Z"}
+    services.patch(ObjectPath("NL", "ABC", location_id, uid, connector_id), body, owner=None)
+
+    row = Delivery.objects.get(state=DeliveryState.PENDING)
+    assert len(row.path) == len("NL/ABC/") + 3 * 108 + 2
+    assert row.path == "NL/ABC/" + "/".join(["%25" * 36, "%2F" * 36, "%23" * 36])
+
+
 def test_a_retry_reads_the_current_body_of_the_odd_id(emsp):
     services.put(ObjectPath("NL", "ABC", ODD), odd_location(), owner=None)
     services.put(ObjectPath("NL", "ABC", "FT"), own_location("FT"), owner=None)

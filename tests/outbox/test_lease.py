@@ -268,6 +268,8 @@ def test_a_worker_killed_mid_request_blocks_the_partner_for_one_lease_only(
     url, partner_side = loopback
     lease_seconds = 2.0
     settings.OCPI_OUTBOX_LEASE_SECONDS = lease_seconds
+    # A loopback instance may call plain http on loopback (the outbound URL policy).
+    settings.OCPI_PUBLIC_URL = "http://127.0.0.1:8000"
     emsp = receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
     PartnerEndpoint.objects.filter(partner=emsp.partner, identifier="locations").update(url=url)
     ours()
@@ -282,6 +284,7 @@ def test_a_worker_killed_mid_request_blocks_the_partner_for_one_lease_only(
         "OCPI_IGNORE_DOTENV": "1",
     }
     code = "import sys, django; django.setup(); from outbox import services; "
+    code += "from django.conf import settings; settings.OCPI_PUBLIC_URL = 'http://127.0.0.1:8000'; "
     code += "services.drain(int(sys.argv[1]))"
     worker = subprocess.Popen([sys.executable, "-c", code, str(emsp.partner.pk)], cwd=ROOT, env=env)
     try:
