@@ -253,3 +253,14 @@ if not DEBUG:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     }
+
+# --- Housekeeping (retention of what is done) -----------------------------------------------
+# SENT/CANCELLED deliveries, partner events, status changes (the newest per partner stays) and
+# finished jobs older than this many days are deleted by an hourly beat task, in batches.
+# FAILED deliveries stay until an operator handled them.
+OCPI_RETENTION_DAYS = env.float("OCPI_RETENTION_DAYS", default=30.0)
+CELERY_BEAT_SCHEDULE["housekeeping-prune"] = {
+    "task": "ocpi_platform.tasks.prune_done_rows",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}
