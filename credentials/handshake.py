@@ -81,9 +81,11 @@ class Offer:
     token: str
     url: str
     roles: tuple[RoleOffer, ...]
+    # Invalid optional parts left out of what the partner sent (one line each, for the record).
+    dropped: tuple[str, ...] = ()
 
     @classmethod
-    def from_validated(cls, data: dict[str, Any]) -> Offer:
+    def from_validated(cls, data: dict[str, Any], dropped: tuple[str, ...] = ()) -> Offer:
         return cls(
             token=data["token"],
             url=data["url"],
@@ -96,6 +98,7 @@ class Offer:
                 )
                 for r in data["roles"]
             ),
+            dropped=dropped,
         )
 
     @property
@@ -104,25 +107,31 @@ class Offer:
 
 
 def parse_offer(data: Any, *, source: str) -> Offer:
-    serializer = CredentialsSerializer(data=data)
+    """A partner's Credentials object. An invalid optional part (a logo without url, a bad
+    website) is left out and listed in ``Offer.dropped``; required fields fail (2001)."""
+    cleaned, dropped = drop_invalid_optional(data)
+    serializer = CredentialsSerializer(data=cleaned)
     if not serializer.is_valid():
         raise InvalidParameters(
             f"{source}: " + "; ".join(describe_validation_errors(serializer.errors))
         )
-    return Offer.from_validated(serializer.validated_data)
+    return Offer.from_validated(serializer.validated_data, dropped=tuple(dropped))
 
 
-def parse_answer(partner: Partner, data: Any, *, source: str) -> Offer:
-    """A partner's credentials in its answer to our POST or PUT: an invalid optional part
-    (a logo without url, a bad website) is left out and recorded; required fields still fail."""
-    cleaned, dropped = drop_invalid_optional(data)
-    offer = parse_offer(cleaned, source=source)
-    if dropped:
+def record_dropped(partner: Partner, offer: Offer, source: str) -> None:
+    if offer.dropped:
         record(
             partner,
             "credentials_warning",
-            f"{source}: invalid optional fields were left out: " + "; ".join(dropped),
+            f"{source}: invalid optional fields were left out: " + "; ".join(offer.dropped),
         )
+
+
+def parse_answer(partner: Partner, data: Any, *, source: str) -> Offer:
+    """A partner's credentials in its answer to our POST or PUT (see ``parse_offer``); what
+    was left out is recorded."""
+    offer = parse_offer(data, source=source)
+    record_dropped(partner, offer, source)
     return offer
 
 
@@ -344,6 +353,7 @@ def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, 
                 tokens.revoke(partner.inbound_tokens.filter(kind=TokenKind.REGISTRATION))
                 _, token_c = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
                 _mark_registered(partner, offer, encoding)
+                record_dropped(partner, offer, "The partner's credentials")
                 record(
                     partner,
                     "registered",
@@ -391,6 +401,7 @@ def update_credentials(*, principal: PartnerPrincipal, offer: Offer) -> dict[str
             partner.versions_url = offer.url
             partner.token_encoding = encoding
             partner.save()
+            record_dropped(partner, offer, "The partner's credentials")
             record(
                 partner,
                 "rotated",

@@ -270,3 +270,32 @@ def test_a_concurrent_registration_of_the_same_party_is_refused_cleanly(fake_par
     assert "just registered by another connection" in job.message
     assert_undone(fake_partner, job)
     assert PartnerRole.objects.get().partner.name == "other"
+
+
+# --- the same leniency when the partner registers with us -----------------------------------
+
+
+@pytest.mark.django_db
+def test_a_partner_registering_with_a_logo_without_url_is_registered_with_a_warning(
+    api, invited, fake_partner
+):
+    from tests.conftest import partner_offer
+
+    fake_partner.accepted_tokens = {"partner-token-b"}
+    role = {
+        "role": "EMSP",
+        "party_id": "XYZ",
+        "country_code": "DE",
+        "business_details": {"name": "Fake eMSP", "logo": NO_LOGO},
+    }
+
+    reply = api.post(
+        "/ocpi/2.2.1/credentials", token=invited.token_a, body=partner_offer(roles=[role])
+    )
+
+    assert (reply.status, reply.code) == (200, 1000), reply.body
+    partner = Partner.objects.get(pk=invited.partner.pk)
+    assert partner.state == PartnerState.REGISTERED
+    assert partner.roles.get().business_details == {"name": "Fake eMSP"}
+    [warning] = PartnerEvent.objects.filter(partner=partner, kind="credentials_warning")
+    assert "roles[0].business_details.logo left out" in warning.message
