@@ -49,7 +49,7 @@ from .models import (
     PartnerRole,
     PartnerState,
 )
-from .serializers import CredentialsSerializer, strip_nulls
+from .serializers import CredentialsSerializer, drop_invalid_optional, strip_nulls
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +83,11 @@ class Offer:
     token: str
     url: str
     roles: tuple[RoleOffer, ...]
+    # Invalid optional parts left out of what the partner sent (one line each, for the record).
+    dropped: tuple[str, ...] = ()
 
     @classmethod
-    def from_validated(cls, data: dict[str, Any]) -> Offer:
+    def from_validated(cls, data: dict[str, Any], dropped: tuple[str, ...] = ()) -> Offer:
         return cls(
             token=data["token"],
             url=data["url"],
@@ -98,6 +100,7 @@ class Offer:
                 )
                 for r in data["roles"]
             ),
+            dropped=dropped,
         )
 
     @property
@@ -106,12 +109,43 @@ class Offer:
 
 
 def parse_offer(data: Any, *, source: str) -> Offer:
-    serializer = CredentialsSerializer(data=data)
+    """A partner's Credentials object. An invalid optional part (a logo without url, a bad
+    website) is left out and listed in ``Offer.dropped``; required fields fail (2001)."""
+    cleaned, dropped = drop_invalid_optional(data)
+    serializer = CredentialsSerializer(data=cleaned)
     if not serializer.is_valid():
         raise InvalidParameters(
             f"{source}: " + "; ".join(describe_validation_errors(serializer.errors))
         )
-    return Offer.from_validated(serializer.validated_data)
+    return Offer.from_validated(serializer.validated_data, dropped=tuple(dropped))
+
+
+def record_dropped(partner: Partner, offer: Offer, source: str) -> None:
+    if offer.dropped:
+        record(
+            partner,
+            "credentials_warning",
+            f"{source}: invalid optional fields were left out: " + "; ".join(offer.dropped),
+        )
+
+
+def parse_answer(partner: Partner, data: Any, *, source: str) -> Offer:
+    """A partner's credentials in its answer to our POST or PUT (see ``parse_offer``); what
+    was left out is recorded."""
+    offer = parse_offer(data, source=source)
+    record_dropped(partner, offer, source)
+    return offer
+
+
+def offered_token(data: Any) -> str | None:
+    """The token in a partner's credentials answer, when it is a usable one (else None)."""
+    value = data.get("token") if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return validate_credentials_token(value)
+    except ValueError:
+        return None
 
 
 # --- our side of the credentials object --------------------------------------------------------
@@ -324,6 +358,7 @@ def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, 
                 tokens.revoke(partner.inbound_tokens.filter(kind=TokenKind.REGISTRATION))
                 _, token_c = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
                 _mark_registered(partner, offer, encoding)
+                record_dropped(partner, offer, "The partner's credentials")
                 record(
                     partner,
                     "registered",
@@ -373,6 +408,7 @@ def update_credentials(*, principal: PartnerPrincipal, offer: Offer) -> dict[str
             partner.versions_url = offer.url
             partner.token_encoding = encoding
             partner.save()
+            record_dropped(partner, offer, "The partner's credentials")
             record(
                 partner,
                 "rotated",
@@ -485,7 +521,13 @@ def _enqueue(partner: Partner, kind: JobKind) -> PartnerJob:
 
 
 def _connect(partner: Partner) -> str:
-    """We are the Initiator (spec credentials › Registration, steps 1-5 and 10)."""
+    """We are the Initiator (spec credentials › Registration, steps 1-5 and 10).
+
+    Once the partner answered our POST it holds us as registered. Whatever fails after that
+    (an unreadable answer, a party that is ours or another connection's, one that another
+    connection registered meanwhile, a crash) revokes our TOKEN_B and sends the partner a
+    DELETE with the token it returned, so that neither side stays half registered.
+    """
     with _client(partner) as client:
         found = discover(client, partner.versions_url)
         credentials_url = found.url_of("credentials")
@@ -497,38 +539,67 @@ def _connect(partner: Partner) -> str:
             _, token_b = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
         try:
             reply = client.post(credentials_url, our_credentials(token_b))
-            offer = parse_offer(reply.data, source="The partner's credentials response")
         except (PartnerError, OcpiError) as exc:
             tokens.revoke(partner.inbound_tokens.all())
             raise HandshakeFailed(f"Registration refused or failed: {_message(exc)}") from None
         encoding = client.encoding
     try:
+        offer = parse_answer(partner, reply.data, source="The partner's credentials response")
         check_parties_available(partner, offer.parties)
-    except OcpiError as exc:
-        # The partner registered us already: tell it to forget us, then stop here too.
+        with transaction.atomic():
+            partner = Partner.objects.select_for_update().get(pk=partner.pk)
+            check_parties_available(partner, offer.parties)
+            # Another connection may commit one of these parties after the check: the unique
+            # constraint refuses it (IntegrityError), handled below like the check's refusal.
+            _store_roles(partner, offer)
+            _mark_registered(partner, offer, encoding)
+            record(
+                partner,
+                "registered",
+                f"We registered with the partner: version {found.version}, parties "
+                f"{describe_parties(offer.parties)}, {len(found.endpoints)} endpoints.",
+            )
+    except Exception as exc:
+        if isinstance(exc, OcpiError):
+            reason = f"Registration refused here: {exc.message}"
+        elif isinstance(exc, IntegrityError):
+            reason = (
+                "Registration refused here: one of the partner's parties "
+                f"({describe_parties(offer.parties)}) was just registered by another connection."
+            )
+        else:
+            logger.exception("registration with partner %s crashed", partner.name)
+            reason = f"Internal error ({type(exc).__name__}); see the worker log."
         tokens.revoke(partner.inbound_tokens.all())
-        undone = _undo_remote_registration(credentials_url, offer.token, encoding)
-        raise HandshakeFailed(f"Registration refused here: {exc.message} {undone}") from None
-    with transaction.atomic():
-        partner = Partner.objects.select_for_update().get(pk=partner.pk)
-        _store_roles(partner, offer)
-        _mark_registered(partner, offer, encoding)
-        record(
-            partner,
-            "registered",
-            f"We registered with the partner: version {found.version}, parties "
-            f"{describe_parties(offer.parties)}, {len(found.endpoints)} endpoints.",
+        undone = _undo_remote_registration(
+            partner, credentials_url, offered_token(reply.data), encoding
         )
+        raise HandshakeFailed(f"{reason} {undone}") from None
     return f"Registered with {partner.name} (OCPI {found.version})."
 
 
-def _undo_remote_registration(url: str, token: str, encoding: TokenEncoding) -> str:
+def _undo_remote_registration(
+    partner: Partner, url: str, token: str | None, encoding: TokenEncoding
+) -> str:
+    """Best effort, bounded by the client's timeouts, never raises: DELETE credentials at the
+    partner with the token it just returned; the outcome is recorded and returned."""
+    if token is None:
+        outcome = (
+            "The partner's answer carried no usable token, so it could not be told to forget "
+            "the registration; ask its operator to remove it."
+        )
+        record(partner, "remote_unregister_failed", outcome)
+        return outcome
     try:
         with OcpiClient(token, encoding=encoding) as client:
             client.delete(url)
-    except PartnerError as exc:
-        return f"Unregistering at the partner failed too: {exc.message}"
-    return "We unregistered at the partner again."
+    except Exception as exc:
+        outcome = f"Unregistering at the partner failed too: {_message(exc)}"
+        record(partner, "remote_unregister_failed", outcome)
+        return outcome
+    outcome = "We unregistered at the partner again."
+    record(partner, "remote_unregistered", outcome)
+    return outcome
 
 
 def _rotate(partner: Partner) -> str:
@@ -556,7 +627,7 @@ def _rotate(partner: Partner) -> str:
         tokens.set_outbound_token(partner, their_token)
         partner.token_encoding = encoding
         try:
-            offer = parse_offer(data, source="The partner's PUT response")
+            offer = parse_answer(partner, data, source="The partner's PUT response")
         except OcpiError as exc:
             record(
                 partner,

@@ -5,7 +5,8 @@ The status machine (every change goes through ``change_status``, recorded with i
 * PLANNED while a partner is invited or registering; CONNECTED once registered.
 * CONNECTED -> OFFLINE after OCPI_PING_FAILURES consecutive failed pings.
 * OFFLINE -> CONNECTED on the first sign of life: a ping answered, a successful call to the
-  partner, or an authenticated request from it.
+  partner, or an authenticated request from it (that one through a task: a request only
+  looks its token up and writes "seen", see ``mark_seen``).
 * any -> SUSPENDED by an operator; SUSPENDED -> CONNECTED only when an operator resumes it.
   Nothing is sent to a SUSPENDED partner and it is not pinged; its own requests are still
   served (nothing a partner sends is lost).
@@ -131,13 +132,27 @@ def _due(partner_id: int) -> bool:
     return True
 
 
-def mark_seen(partner_id: int, how: str = CALLED_US) -> None:
-    """The partner is alive. At most one write per partner per throttle period and process."""
+def mark_seen(partner_id: int, how: str = CALLED_US, *, defer_status: bool = False) -> None:
+    """The partner is alive. At most one write per partner per throttle period and process.
+
+    With ``defer_status`` (the request path: resolving a partner's token) this is one UPDATE
+    and nothing more: an OFFLINE (or PLANNED) partner that shows a sign of life gets its
+    status change, with what follows from it (the full resends of the other modules), from a
+    Celery task enqueued on commit (``recover``). Without it (workers: a call to the partner
+    answered), the status changes at once.
+    """
     if not _due(partner_id):
         return
     now = now_utc()
     connected = Partner.objects.filter(pk=partner_id, status=ConnectionStatus.CONNECTED)
     if connected.update(last_connection=now, ping_failures=0):
+        return
+    if defer_status:
+        registered = Partner.objects.filter(pk=partner_id, state=PartnerState.REGISTERED)
+        if registered.filter(status__in=RECOVERABLE).update(last_connection=now, ping_failures=0):
+            _recover_later(partner_id, how)
+        else:  # SUSPENDED: seen, and it stays so until an operator resumes it
+            registered.update(last_connection=now, ping_failures=0)
         return
     with transaction.atomic():
         partner = (
@@ -152,6 +167,31 @@ def mark_seen(partner_id: int, how: str = CALLED_US) -> None:
         partner.save(update_fields=["last_connection", "ping_failures", "updated_at"])
         if partner.status in RECOVERABLE:
             change_status(partner, ConnectionStatus.CONNECTED, how, at=now)
+
+
+def _recover_later(partner_id: int, how: str) -> None:
+    from .tasks import recover_partner  # the tasks module imports this one
+
+    # robust: a broker that is down must not fail the partner's request; the next "seen"
+    # after the throttle period enqueues again while the partner is still not CONNECTED.
+    def enqueue_recover_partner() -> None:  # named: Django logs a robust callback's name
+        recover_partner.delay(partner_id=partner_id, how=how)
+
+    transaction.on_commit(enqueue_recover_partner, robust=True)
+
+
+def recover(partner_id: int, how: str = CALLED_US) -> bool:
+    """A registered OFFLINE or PLANNED partner showed a sign of life: CONNECTED (idempotent:
+    False when it is CONNECTED already, SUSPENDED, or no longer registered)."""
+    with transaction.atomic():
+        partner = (
+            Partner.objects.select_for_update()
+            .filter(pk=partner_id, state=PartnerState.REGISTERED)
+            .first()
+        )
+        if partner is None or partner.status not in RECOVERABLE:
+            return False
+        return change_status(partner, ConnectionStatus.CONNECTED, how)
 
 
 def client_for(partner: Partner, *, mark_seen_on_reply: bool = True, **kwargs: Any) -> OcpiClient:

@@ -28,3 +28,10 @@ def ping_partners(*, partner_ids: list[int]) -> list[dict[str, Any]]:
     """Operators' "ping now": ping these partners whatever their idle time."""
     partners = liveness.pingable().filter(pk__in=partner_ids).order_by("name")
     return [liveness.ping(p).as_dict() for p in partners]
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def recover_partner(*, partner_id: int, how: str = liveness.CALLED_US) -> bool:
+    """A request came from an OFFLINE partner: make it CONNECTED, with what follows (the full
+    resends of the other modules). Idempotent: nothing happens when it is CONNECTED already."""
+    return liveness.recover(partner_id, how)

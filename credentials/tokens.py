@@ -170,11 +170,15 @@ def resolve_principal(
 
 
 def _seen(principal: PartnerPrincipal) -> None:
-    """Every authenticated request of a registered partner marks it seen (throttled)."""
+    """Every authenticated request of a registered partner marks it seen (throttled).
+
+    Authentication stays a lookup and this one write: a status change that the sign of life
+    causes (OFFLINE -> CONNECTED, and the full resends that follow) runs as a task.
+    """
     if principal.registered and principal.token_kind == TokenKind.REGULAR:
         from .liveness import mark_seen  # liveness calls partners with our tokens: imports us
 
-        mark_seen(principal.partner_id)
+        mark_seen(principal.partner_id, defer_status=True)
 
 
 def revoke(tokens: QuerySet[InboundToken]) -> int:

@@ -277,3 +277,14 @@ OCPI_MAX_BODY_BYTES = env.int("OCPI_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 OCPI_MAX_JSON_DEPTH = env.int("OCPI_MAX_JSON_DEPTH", default=64)
 # OPTIONS is answered by the inbound middleware with the envelope: no DRF metadata (docstrings).
 REST_FRAMEWORK["DEFAULT_METADATA_CLASS"] = None
+
+# --- Housekeeping (retention of what is done) -----------------------------------------------
+# SENT/CANCELLED deliveries, partner events, status changes (the newest per partner stays) and
+# finished jobs older than this many days are deleted by an hourly beat task, in batches.
+# FAILED deliveries stay until an operator handled them.
+OCPI_RETENTION_DAYS = env.float("OCPI_RETENTION_DAYS", default=30.0)
+CELERY_BEAT_SCHEDULE["housekeeping-prune"] = {
+    "task": "ocpi_platform.tasks.prune_done_rows",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}

@@ -108,11 +108,16 @@ Stop with Ctrl-C.
 INFO
 
 # Job control: each process runs in its own process group, with its children (gunicorn
-# workers, Celery pool processes), so that a group can be killed as a whole.
+# workers, Celery pool processes), so that a group can be killed as a whole. A signal to this
+# script's process group (a terminal's Ctrl-C, a service manager, make forwarding it once more)
+# reaches this script only; the script stops the groups.
 set -m
 pids=()
 names=()
 stopping=0
+# Seconds the processes get to stop after SIGTERM (a Celery worker finishes its running tasks,
+# gunicorn its requests) before whatever is left of their groups gets SIGKILL.
+stop_timeout=20
 
 start() {
     local name="$1"
@@ -122,6 +127,15 @@ start() {
     names+=("$name")
 }
 
+# Whether any process of the groups is left (a group outlives its leader: orphaned children).
+groups_alive() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill -0 -- "-$pid" 2>/dev/null && return 0
+    done
+    return 1
+}
+
 kill_groups() {
     local pid
     for pid in "${pids[@]}"; do
@@ -129,36 +143,51 @@ kill_groups() {
     done
 }
 
-# Stop gracefully: SIGTERM to each process (gunicorn and Celery stop their own children), then
-# after 30 s, or at once on a second Ctrl-C, SIGKILL to whatever is left of the process groups.
+# Stop gracefully: SIGTERM to each process (gunicorn and Celery stop their own children); wait
+# until every group is gone, at most $stop_timeout s; then SIGKILL to whatever is left. Runs
+# once: the signal handlers below never re-enter it and never exit while it runs.
 stop_all() {
     ((stopping)) && return 0
     stopping=1
     ((${#pids[@]})) || return 0
-    local pid watchdog
+    local pid deadline
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    (
-        sleep 30
-        echo "Still running after 30 s: killing." >&2
-        kill_groups
-    ) &
-    watchdog=$!
-    disown "$watchdog"
-    trap 'kill_groups' INT TERM
-    # A signal interrupts `wait`: the second pass waits for what is left.
-    for _ in 1 2; do
-        for pid in "${pids[@]}"; do
-            wait "$pid" 2>/dev/null || true
-        done
+    deadline=$((SECONDS + stop_timeout))
+    while groups_alive && ((SECONDS < deadline)); do
+        sleep 0.2
     done
-    kill -- "-$watchdog" 2>/dev/null || true
+    if groups_alive; then
+        echo "Still running after ${stop_timeout} s: killing." >&2
+    fi
     kill_groups
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
 }
 
-trap 'echo "Stopping (Ctrl-C again to kill at once)..."; stop_all; exit 130' INT
-trap 'echo "Stopping..."; stop_all; exit 143' TERM
+# The first INT or TERM stops everything, then exits. While stopping, a further TERM is ignored
+# (a service manager or make may send it again); a further Ctrl-C kills at once.
+on_signal() {
+    local signal="$1" code="$2"
+    if ((stopping)); then
+        if [[ "$signal" == INT ]]; then
+            echo "Killing at once." >&2
+            kill_groups
+        fi
+        return 0
+    fi
+    if [[ "$signal" == INT ]]; then
+        echo "Stopping (Ctrl-C again to kill at once)..."
+    else
+        echo "Stopping..."
+    fi
+    stop_all
+    exit "$code"
+}
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
 trap 'stop_all' EXIT
 
 start web .venv/bin/gunicorn ocpi_platform.wsgi --bind "127.0.0.1:$PORT" \

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from credentials import handshake, liveness
+from credentials import tasks as credential_tasks
 from credentials.models import ConnectionStatus, Partner, PartnerState, StatusChange
 from credentials.signals import partner_status_changed
 from locations import push
@@ -138,6 +139,14 @@ def heard() -> Iterator[list[tuple[int, str, str]]]:
     partner_status_changed.connect(listener, weak=False, dispatch_uid="test-liveness")
     yield calls
     partner_status_changed.disconnect(dispatch_uid="test-liveness")
+
+
+@pytest.fixture(autouse=True)
+def recovers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The keyword arguments of every recover_partner.delay (no task leaves the process)."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(credential_tasks.recover_partner, "delay", lambda **kw: calls.append(kw))
+    return calls
 
 
 @pytest.fixture
@@ -390,19 +399,39 @@ def test_the_throttle_is_per_partner(api, registered):
     assert close_to_now(fresh(other).last_connection)
 
 
-def test_a_request_from_an_offline_partner_makes_it_connected(api, registered, heard):
+def test_a_request_from_an_offline_partner_makes_it_connected(
+    api, registered, heard, recovers, django_capture_on_commit_callbacks
+):
+    """The request writes "seen" only; the status change (and what follows) is a task."""
     force(registered, status=OFFLINE, last_connection=None, ping_failures=4)
 
-    reply = api.get("/ocpi/versions", token=registered.inbound_token)
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        reply = api.get("/ocpi/versions", token=registered.inbound_token)
 
     assert reply.code == 1000
     partner = fresh(registered)
-    assert partner.status == CONNECTED
-    assert partner.ping_failures == 0
+    assert (partner.status, partner.ping_failures) == (OFFLINE, 0)
     assert close_to_now(partner.last_connection)
-    assert partner.status_since == partner.last_connection
+    assert changes(registered) == []
+    assert heard == []
+    # Only "seen" writes: the CONNECTED fast path (no row) and the one for a partner not connected.
+    assert partner_updates(queries) == seen_writes(queries)
+    assert len(seen_writes(queries)) == 2
+    assert not [q for q in queries.captured_queries if "credentials_statuschange" in q["sql"]]
+    assert recovers == [{"partner_id": partner.pk, "how": "the partner called us"}]
+
+    assert credential_tasks.recover_partner(**recovers[0]) is True  # the worker runs it
+
+    partner = fresh(registered)
+    assert partner.status == CONNECTED
     assert changes(registered) == [(OFFLINE, CONNECTED, "the partner called us")]
     assert heard == [(partner.pk, OFFLINE, CONNECTED)]
+    # Run twice (a duplicate message, a second web process): nothing more happens.
+    assert credential_tasks.recover_partner(**recovers[0]) is False
+    assert len(changes(registered)) == 1
 
 
 def test_a_suspended_partner_is_served_and_seen_but_stays_suspended(api, registered, heard):
@@ -870,6 +899,8 @@ def test_no_row_for_an_offline_or_suspended_partner(emsp, status):
 
 def _back_by_request(api: Any, emsp: RegisteredPartner, versions: Versions) -> None:
     assert api.get("/ocpi/versions", token=emsp.inbound_token).code == 1000
+    assert fresh(emsp).status == OFFLINE  # the request only wrote "seen"
+    assert liveness.recover(emsp.partner.pk)  # the task it enqueued, run by the worker
 
 
 def _back_by_ping(api: Any, emsp: RegisteredPartner, versions: Versions) -> None:

@@ -398,14 +398,26 @@ def test_a_partner_that_was_offline_while_a_status_changed_gets_it_when_back(net
     assert resent["NL/PPP/CPO"]["status"] == "SUSPENDED"
 
 
-def test_an_offline_partner_that_calls_us_is_back_and_resynced(api, net):
-    """A request from an OFFLINE partner marks it seen: CONNECTED, pushed, and resent."""
+def test_an_offline_partner_that_calls_us_is_back_and_resynced(
+    api, net, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A request from an OFFLINE partner marks it seen; the task it enqueues makes it
+    CONNECTED, pushes that to the others and resends it the ClientInfo of every other one."""
+    from credentials import tasks as credential_tasks
+
     liveness.set_status(net.subject.partner.pk, ConnectionStatus.OFFLINE, "away")
     settle()
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(credential_tasks.recover_partner, "delay", lambda **kw: queued.append(kw))
 
-    reply = api.get("/ocpi/2.2.1/sender/hubclientinfo", token=net.subject.inbound_token)
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = api.get("/ocpi/2.2.1/sender/hubclientinfo", token=net.subject.inbound_token)
 
     assert (reply.status, reply.code) == (200, 1000), reply.body
+    assert fresh(net.subject).status == ConnectionStatus.OFFLINE  # the request only saw it
+    assert hci_rows(state=DeliveryState.PENDING) == []
+    assert queued == [{"partner_id": net.subject.partner.pk, "how": liveness.CALLED_US}]
+    credential_tasks.recover_partner(**queued[0])  # what the worker does
     assert fresh(net.subject).status == ConnectionStatus.CONNECTED
     pending = hci_rows(state=DeliveryState.PENDING)
     told = [(r.partner_id, r.body["status"]) for r in pending if r.key == "NL/PPP/CPO"]
