@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from celery import shared_task
@@ -48,7 +47,14 @@ def push_all_locations(*, partner_id: int) -> int:
 def on_status_changed(sender: Any, *, partner: Any, old: str, new: str, **kwargs: Any) -> None:
     """Back from OFFLINE or SUSPENDED: send it the current state of our locations, once."""
     if came_back(old, new) and push.targets([partner.pk]):
-        transaction.on_commit(partial(push_all_locations.delay, partner_id=partner.pk), robust=True)
+        partner_id = partner.pk
+
+        # robust: a broker that is down must not undo the status change (the sweep and the
+        # next return resend). Named: Django logs a robust callback's __qualname__.
+        def enqueue_push_all_locations() -> None:
+            push_all_locations.delay(partner_id=partner_id)
+
+        transaction.on_commit(enqueue_push_all_locations, robust=True)
 
 
 def on_partner_registered(sender: Any, *, partner_id: int, **kwargs: Any) -> None:

@@ -16,7 +16,7 @@ from credentials.models import Partner
 
 pytestmark = pytest.mark.django_db
 
-URL = "http://partner.test/ocpi/versions"
+URL = "https://partner.test/ocpi/versions"
 
 
 def connect(*args: str, **kwargs) -> dict:

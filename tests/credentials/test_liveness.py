@@ -980,3 +980,19 @@ def test_a_suspended_partner_is_not_pinged_and_drain_sends_it_nothing(emsp, vers
     assert row.state == DeliveryState.CANCELLED
     assert "SUSPENDED" in row.last_error
     assert fresh(emsp).last_ping_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_down_does_not_fail_the_return_of_a_partner(monkeypatch, caplog):
+    """The resend is queued after commit, robustly: the status change stands, the error logged."""
+    partner = receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
+    force(partner, status=ConnectionStatus.OFFLINE)
+
+    def broker_down(**kwargs: Any) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(location_tasks.push_all_locations, "delay", broker_down)
+    assert liveness.set_status(partner.partner.pk, ConnectionStatus.CONNECTED, "operator")
+
+    assert fresh(partner).status == ConnectionStatus.CONNECTED
+    assert "enqueue_push_all_locations" in caplog.text
