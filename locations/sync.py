@@ -8,7 +8,13 @@ one of a party the partner does not own is counted and skipped, the rest is kept
 A full list is the partner's whole truth (spec transport › Pagination): after a full sync that
 went through every page, the copies the partner no longer lists are deleted. Not when the pages
 held fewer objects than the partner's ``X-Total-Count`` announced: a partner whose paging is
-broken must not wipe our copies.
+broken must not wipe our copies. Nor a copy written since the pull started (the partner pushed
+it after serving its page: ``modified_at``). And offset paging cannot see every change of the
+list (a drop and an add between two pages leave the count as it was, and one object is never
+read): each copy not listed is asked for first (the sender's ``GET {locations}/{location_id}``)
+and deleted only when the partner answers that it does not exist (HTTP 404, OCPI 2003); an
+object it still serves is stored; any other answer keeps the copy (a transient failure ends the
+checks of this pull). At most ``MAX_CHECKS`` copies are checked per pull; the rest are kept.
 
 A running pull records its progress after every page (``progress_at``, and ``next_url``, the
 page it reads next); it is taken to have died only when that is older than ``STALE``, so a long
@@ -25,16 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from django.db import transaction
 from django.db.models import Q
 
 from credentials import liveness
 from credentials.models import ConnectionStatus, Partner, PartnerState
-from ocpi_platform.ocpi.client import PartnerError
+from ocpi_platform.ocpi.client import OcpiClient, PartnerError, UrlRefused
 from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.parties import our_parties
+from ocpi_platform.ocpi.status import OcpiStatus
 from ocpi_platform.ocpi.types import InterfaceRole, Role, format_datetime, now_utc
 
 from . import services
@@ -53,6 +61,9 @@ STALE = timedelta(minutes=10)
 MAX_WAITS = 5
 # How many rejected objects are described in the sync's message.
 REJECTIONS_SHOWN = 5
+# At most this many copies a complete full list left out are checked (a GET of each from the
+# partner's sender) per pull; the others are kept, and a later full pull checks them.
+MAX_CHECKS = 500
 
 Progress = Callable[[LocationSync], None]
 
@@ -175,14 +186,17 @@ def _claim(partner_id: int, full: bool) -> tuple[LocationSync, bool] | None:
     return sync, False
 
 
-def _routing(partner: Partner) -> RoutingHeaders:
+def _routing(partner: Partner, to: tuple[str, str] | None = None) -> RoutingHeaders:
+    """From our receiving party to ``to`` (country_code, party_id), else the partner's CPO."""
     ours = next((p for p in our_parties() if p.role in RECEIVING_ROLES), None)
-    theirs = partner.roles.filter(role=Role.CPO).order_by("pk").first()
+    if to is None:
+        theirs = partner.roles.filter(role=Role.CPO).order_by("pk").first()
+        to = (theirs.country_code, theirs.party_id) if theirs else None
     return RoutingHeaders(
         ours.country_code if ours else None,
         ours.party_id if ours else None,
-        theirs.country_code if theirs else None,
-        theirs.party_id if theirs else None,
+        to[0] if to else None,
+        to[1] if to else None,
     )
 
 
@@ -253,12 +267,11 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
         sync.state = SyncState.FAILED
         sync.message = _summary(sync, crawl, failure=str(exc))
     else:
+        dropped = _drop_unlisted(partner, sync, crawl, url) if sync.full else ""
         sync.state = SyncState.DONE
         sync.synced_until = sync.started_at
         sync.next_url = ""
-        sync.message = _summary(sync, crawl)
-        if sync.full:
-            sync.message += _drop_unlisted(partner, sync, crawl)
+        sync.message = _summary(sync, crawl) + dropped
     sync.finished_at = now_utc()
     _save(sync)
     logger.info("Location sync of %s: %s", partner.name, sync.message)
@@ -331,8 +344,9 @@ def _store_page(partner: Partner, sync: LocationSync, data: Any, crawl: _Crawl) 
             sync.stored += 1
 
 
-def _drop_unlisted(partner: Partner, sync: LocationSync, crawl: _Crawl) -> str:
-    """Delete the copies a complete full list no longer holds; a sentence for the message."""
+def _drop_unlisted(partner: Partner, sync: LocationSync, crawl: _Crawl, url: str) -> str:
+    """Delete the copies a complete full list no longer holds and the partner says it does not
+    have; a sentence for the message. Runs while the sync is still RUNNING."""
     listed = crawl.listed
     if listed is None:
         return (
@@ -344,15 +358,159 @@ def _drop_unlisted(partner: Partner, sync: LocationSync, crawl: _Crawl) -> str:
             f" The pages held fewer locations than the {sync.total} announced (X-Total-Count): "
             "copies that were not listed are kept."
         )
-    copies = Location.objects.filter(partner=partner).values_list(
-        "pk", "cc_upper", "pid_upper", "id_upper"
+    started = sync.started_at or now_utc()  # set when the run was claimed
+    copies = (
+        Location.objects.filter(partner=partner)
+        .order_by("pk")
+        .values_list("pk", "cc_upper", "pid_upper", "id_upper", "modified_at")
     )
-    unlisted = [pk for pk, *key in copies.iterator() if tuple(key) not in listed]
-    for start in range(0, len(unlisted), 1000):
-        Location.objects.filter(pk__in=unlisted[start : start + 1000]).delete()
-    if not unlisted:
-        return ""
-    return f" {len(unlisted)} copies no longer listed by the partner were deleted."
+    check = _Check(partner, sync.pk, started, url)
+    for pk, cc, pid, ident, modified_at in copies.iterator():
+        if (cc, pid, ident) in listed:
+            continue
+        if modified_at >= started:
+            check.recent += 1  # written during the pull: a push the list did not show yet
+        else:
+            check.candidates.append(pk)
+    with check:
+        check.run()
+    return check.sentence()
+
+
+@dataclass
+class _Check:
+    """Asking the partner for the copies its complete list left out, and deleting the gone."""
+
+    partner: Partner
+    sync_pk: int
+    started: datetime  # the pull's start: a copy written since then is not deleted
+    url: str
+    candidates: list[int] = field(default_factory=list)
+    recent: int = 0  # not listed, but written since the pull started: kept unchecked
+    deleted: int = 0
+    stored: int = 0  # still served by the partner: stored from its answer
+    refused: list[str] = field(default_factory=list)  # answers that were not "unknown"
+    stopped: str | None = None  # the transient failure that ended the checks
+    unchecked: int = 0  # kept without a check (after a failure, or over MAX_CHECKS)
+    clients: dict[tuple[str, str], OcpiClient] = field(default_factory=dict)
+
+    def __enter__(self) -> _Check:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def client(self, location: Location) -> OcpiClient:
+        """The partner's client (our token, the URL policy), addressed to the copy's party."""
+        to = (location.country_code, location.party_id)
+        if to not in self.clients:
+            self.clients[to] = liveness.client_for(self.partner, routing=_routing(self.partner, to))
+        return self.clients[to]
+
+    def run(self) -> None:
+        self.unchecked = max(0, len(self.candidates) - MAX_CHECKS)
+        for index, pk in enumerate(self.candidates[:MAX_CHECKS]):
+            location = Location.objects.filter(pk=pk).only(*_KEY).first()
+            if location is None:
+                continue  # gone meanwhile
+            try:
+                self._check(location)
+            except _Stop as stop:
+                self.stopped = stop.reason
+                self.unchecked += len(self.candidates[:MAX_CHECKS]) - index
+                return
+            # A sign of life per check (the state stays RUNNING until the message is written).
+            LocationSync.objects.filter(pk=self.sync_pk).update(progress_at=now_utc())
+
+    def _check(self, location: Location) -> None:
+        what = f"{location.country_code}/{location.party_id}/{location.location_id}"
+        object_url = f"{self.url.rstrip('/')}/{quote(location.location_id, safe='')}"
+        try:
+            reply = self.client(location).get(object_url)
+        except PartnerError as exc:
+            if _unknown(exc):
+                self._delete(location)
+            elif not exc.permanent or isinstance(exc, UrlRefused):
+                raise _Stop(f"{what}: {exc.message}") from None
+            else:
+                self.refused.append(f"{what}: {exc.message.rstrip('.')}")
+            return
+        try:
+            path = _path_of(self.partner, reply.data)
+            key = (path.country_code.upper(), path.party_id.upper(), path.location_id.upper())
+            if key != (location.cc_upper, location.pid_upper, location.id_upper):
+                raise InvalidParameters(f"the partner answered with location {path}")
+            services.put(path, reply.data, owner=self.partner.pk)
+        except OcpiError as exc:
+            self.refused.append(f"{what}: {exc.message.rstrip('.')}")
+        else:
+            self.stored += 1
+
+    def _delete(self, location: Location) -> None:
+        """Delete the copy unless it was written since the pull started (under its lock: a
+        push that arrived meanwhile wins)."""
+        with transaction.atomic():
+            locked = list(
+                Location.objects.select_for_update()
+                .filter(pk=location.pk, modified_at__lt=self.started)
+                .values_list("pk", flat=True)
+            )
+            if locked:
+                Location.objects.filter(pk__in=locked).delete()
+                self.deleted += 1
+            elif Location.objects.filter(pk=location.pk).exists():
+                self.recent += 1
+
+    def sentence(self) -> str:
+        text = ""
+        if self.recent:
+            text += (
+                f" {self.recent} copies not listed were written during the pull (a push) and kept."
+            )
+        if self.stored:
+            text += (
+                f" {self.stored} copies not listed were still served by the partner "
+                "(GET of the object) and stored."
+            )
+        if self.refused:
+            shown = "; ".join(self.refused[:REJECTIONS_SHOWN])
+            more = len(self.refused) - REJECTIONS_SHOWN
+            text += (
+                f" {len(self.refused)} copies not listed were kept: the partner did not answer "
+                f"that they do not exist ({shown}" + (f"; and {more} more)." if more > 0 else ").")
+            )
+        if self.stopped is not None:
+            text += (
+                f" Checking the copies not listed stopped at {self.stopped} "
+                f"{self.unchecked} copies not listed were kept until a later full pull."
+            )
+        elif self.unchecked:
+            text += (
+                f" {self.unchecked} more copies not listed were kept unchecked (at most "
+                f"{MAX_CHECKS} are checked per pull); a later full pull checks them."
+            )
+        if self.deleted:
+            text += f" {self.deleted} copies no longer listed by the partner were deleted."
+        return text
+
+
+_KEY = ("pk", "country_code", "party_id", "location_id", "cc_upper", "pid_upper", "id_upper")
+
+
+class _Stop(Exception):
+    """A check failed in a way that would fail the next ones too: stop checking."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _unknown(exc: PartnerError) -> bool:
+    """The partner answered that the object does not exist: HTTP 404, or OCPI 2003."""
+    if isinstance(exc, UrlRefused):
+        return False
+    return exc.http_status == 404 or exc.ocpi_status == OcpiStatus.UNKNOWN_LOCATION
 
 
 def _path_of(partner: Partner, item: Any) -> ObjectPath:

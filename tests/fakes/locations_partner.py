@@ -6,6 +6,10 @@
   ``page_size``, linked by ``Link: <…>; rel="next"``, with ``X-Total-Count`` and ``X-Limit``.
   ``date_from``/``date_to`` filter on ``last_updated`` like a real sender. ``loop_from`` makes
   the Link of that page (0-based) point back at the first page: a sender whose paging loops.
+  ``GET /ocpi/2.2.1/locations/{location_id}[/{evse_uid}[/{connector_id}]]`` (the sender's
+  single object, ids ignore case) serves that object of ``locations``, HTTP 404 when there is
+  none; ``object_answers`` scripts the answer for a location id (upper case): ``(http, body)``
+  or an exception to raise, used once.
 
 Everything else (versions, credentials, scripted failures) is ``FakePartner``'s.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 import httpx
 
@@ -35,6 +39,8 @@ class LocationsPartner(FakePartner):
     locations: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2
     loop_from: int | None = None
+    # Sender side: scripted answers to a GET of one location, by its id in upper case.
+    object_answers: dict[str, tuple[int, dict[str, Any]] | Exception] = field(default_factory=dict)
     # Receiver side: what each PUT/PATCH is answered with; None = OCPI 1000.
     answers: list[tuple[int, dict[str, Any]] | Exception] = field(default_factory=list)
 
@@ -53,6 +59,15 @@ class LocationsPartner(FakePartner):
             r for r in self.requests if r.method == "GET" and r.path.rstrip("/") == LOCATIONS_PATH
         ]
 
+    @property
+    def object_requests(self) -> list[Recorded]:
+        """GETs of one object (sender side: ``{locations}/{location_id}[/…]``), in order."""
+        return [
+            r
+            for r in self.requests
+            if r.method == "GET" and r.path.startswith(LOCATIONS_PATH + "/")
+        ]
+
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if self._scripted or not path.startswith(LOCATIONS_PATH):
@@ -65,6 +80,8 @@ class LocationsPartner(FakePartner):
             return httpx.Response(401, json=envelope(status_code=2000, message="Unauthorized"))
         if request.method == "GET" and path.rstrip("/") == LOCATIONS_PATH:
             return self._page(request)
+        if request.method == "GET" and path.startswith(LOCATIONS_PATH + "/"):
+            return self._object(request)
         if request.method in ("PUT", "PATCH") and path.startswith(LOCATIONS_PATH + "/"):
             if self.answers:
                 answer = self.answers.pop(0)
@@ -97,3 +114,29 @@ class LocationsPartner(FakePartner):
             base = str(request.url).split("?")[0]
             headers["Link"] = f'<{base}?{urlencode(link_query)}>; rel="next"'
         return httpx.Response(200, json=envelope(page), headers=headers)
+
+    def _object(self, request: httpx.Request) -> httpx.Response:
+        raw = request.url.raw_path.decode().split("?")[0]
+        ids = [unquote(part) for part in raw[len(LOCATIONS_PATH) + 1 :].strip("/").split("/")]
+        scripted = self.object_answers.pop(ids[0].upper(), None)
+        if isinstance(scripted, Exception):
+            raise scripted
+        if scripted is not None:
+            status, payload = scripted
+            return httpx.Response(status, json=payload)
+        found: Any = next(
+            (loc for loc in self.locations if str(loc.get("id", "")).upper() == ids[0].upper()),
+            None,
+        )
+        for key, name in (("evses", "uid"), ("connectors", "id")):
+            if found is None or len(ids) < (2 if key == "evses" else 3):
+                break
+            wanted = ids[1 if key == "evses" else 2].upper()
+            found = next(
+                (o for o in found.get(key) or [] if str(o.get(name, "")).upper() == wanted), None
+            )
+        if found is None:
+            return httpx.Response(
+                404, json=envelope(status_code=2003, message=f"Unknown location {'/'.join(ids)}")
+            )
+        return httpx.Response(200, json=envelope(found))
