@@ -464,8 +464,7 @@ class OcpiClient:
                     if rereads > max_rereads:
                         raise PartnerProtocolError(
                             f"Paging stopped: X-Total-Count of {redact_url(url)} dropped "
-                            f"{rereads} times "
-                            "during the crawl."
+                            f"{rereads} times during the crawl."
                         )
                     logger.info(
                         "X-Total-Count of %s dropped from %s to %s: reading %s again",
@@ -487,17 +486,15 @@ class OcpiClient:
         raise PartnerProtocolError(f"Paging stopped after {max_pages} pages of {redact_url(url)}.")
 
 
-def max_response_bytes() -> int:
-    return int(settings.OCPI_HTTP_MAX_RESPONSE_BYTES)
-
-
 def _read_body(what: str, response: httpx.Response) -> bytes:
     """The (decoded) body of a streamed answer; refused past OCPI_HTTP_MAX_RESPONSE_BYTES without
     reading further (a declared Content-Length over the limit: without reading at all)."""
-    limit = max_response_bytes()
+    limit = int(settings.OCPI_HTTP_MAX_RESPONSE_BYTES)
     too_large = PartnerProtocolError(
-        f"{what} sent an answer larger than {limit} bytes; it was not read.",
+        f"{what} sent an answer larger than {limit} bytes (OCPI_HTTP_MAX_RESPONSE_BYTES); "
+        "it was not read in full.",
         http_status=response.status_code,
+        public=f"{what} sent an answer larger than {limit} bytes.",
     )
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared[:20]) > limit:

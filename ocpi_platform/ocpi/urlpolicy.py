@@ -151,7 +151,7 @@ def classify(ip: IPAddress) -> str | None:
 
 
 def an_address(name: str) -> str:
-    """ "a private address", "an address that is not public": a category in words."""
+    """A category in words: "a private address", "an address that is not public"."""
     if name == NOT_PUBLIC:
         return "an address that is not public"
     article = "an" if re.match(r"[aeio]|un(?!i)", name) else "a"
