@@ -125,7 +125,7 @@ def parse_endpoints(details: Any, version: str) -> tuple[Endpoint, ...]:
         except urlpolicy.PolicyViolation as exc:
             raise PartnerApiUnusable(
                 f"The partner's version {version} details list {identifier[:40]} at a URL "
-                f"we do not call: {exc.rule}."
+                f"we do not call: {exc.public}."
             ) from None
         endpoints[(identifier, InterfaceRole(role))] = Endpoint(
             identifier, InterfaceRole(role), url

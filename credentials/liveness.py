@@ -331,6 +331,14 @@ def ping_idle() -> list[PingResult] | None:
             return None
         results = []
         for partner in idle():
-            results.append(ping(partner))
+            started = time.monotonic()
+            try:
+                result = ping(partner)
+            except Exception as exc:  # one partner's surprise must not stop the run for the rest
+                logger.exception("Ping of partner %s failed unexpectedly", partner)
+                millis = round((time.monotonic() - started) * 1000)
+                reason = f"The ping failed unexpectedly ({type(exc).__name__})."
+                result = _record_ping(partner.pk, reason, millis)
+            results.append(result)
             held.extend()
         return results

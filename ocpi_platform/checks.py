@@ -82,7 +82,11 @@ def check_outbound_policy(app_configs: Any, **kwargs: Any) -> list[CheckMessage]
         problems.append(
             Info(
                 "Outbound calls go through the proxy from the environment "
-                f"({', '.join(sorted(proxies))}); targets are resolved and checked here first.",
+                f"({', '.join(sorted(proxies))}); targets are resolved and checked here first, "
+                "but the proxy resolves each name again itself (CONNECT name:443), so a DNS "
+                "answer that changes in between bypasses the address rules: the proxy must "
+                "enforce them itself (refuse loopback, private, link-local and other "
+                "non-public addresses).",
                 id="ocpi.I002",
             )
         )

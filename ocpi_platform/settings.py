@@ -288,3 +288,8 @@ CELERY_BEAT_SCHEDULE["housekeeping-prune"] = {
     "schedule": 3600.0,
     "options": {"expires": 3000},
 }
+
+# --- Outbound client: answer size (ocpi_platform/ocpi/client.py) ----------------------------
+# Largest answer (decoded body) read from a partner, bytes; a larger one is refused without
+# reading the rest (PartnerProtocolError). 16 MiB holds a page of 1000 large locations.
+OCPI_HTTP_MAX_RESPONSE_BYTES = env.int("OCPI_HTTP_MAX_RESPONSE_BYTES", default=16 * 1024 * 1024)

@@ -6,13 +6,18 @@ and correlation ids; it unwraps the envelope and classifies every failure once:
 * ``PartnerRejected`` (permanent): HTTP 4xx, OCPI 2xxx, or a hub's 4001;
 * ``PartnerUnavailable`` (transient): no connection, timeout, HTTP 5xx/429, OCPI 3xxx,
   hub 4002/4003;
-* ``PartnerProtocolError`` (permanent): not JSON, not an envelope, a redirect;
+* ``PartnerProtocolError`` (permanent): not JSON (or JSON beyond the inbound limits: nesting,
+  long integers), not an envelope, a redirect, an answer over OCPI_HTTP_MAX_RESPONSE_BYTES;
 * ``UrlRefused`` (permanent, a ``PartnerRejected``): the outbound URL policy (``urlpolicy``)
   forbids the URL or an address it resolves to; nothing was sent.
 
 Each error has a ``message`` for the operator (it may quote a few words of the partner's answer)
 and a ``public`` text that may be relayed to the partner: short, and never quoting anything of an
-answer that is not an OCPI envelope.
+answer that is not an OCPI envelope, nor an address we resolved its host name to. A URL in any
+message is shown without its ``user:password@`` (``urlpolicy.redact_url``).
+
+Answers are streamed and read up to OCPI_HTTP_MAX_RESPONSE_BYTES (decoded), then parsed with the
+inbound parser's limits (``envelope.parse_json_body``).
 
 Tests inject an ``httpx`` transport through ``use_transport`` (the only seam); the URL policy
 still applies to it (without resolving or connecting).
@@ -34,10 +39,12 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from .envelope import parse_json_body
+from .errors import MalformedJson
 from .headers import CORRELATION_ID, REQUEST_ID, RoutingHeaders, current_correlation_id, new_id
 from .principal import TokenEncoding
 from .status import OcpiStatus
-from .urlpolicy import PolicyViolation, current, transports
+from .urlpolicy import PolicyViolation, current, redact_url, transports
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +102,8 @@ class UrlRefused(PartnerRejected):
 
     permanent = True
 
-    def __init__(self, message: str, *, rule: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, rule: str, public: str | None = None) -> None:
+        super().__init__(message, public=public)
         self.rule = rule
 
 
@@ -257,32 +264,45 @@ class OcpiClient:
         encoding: TokenEncoding,
         json: Any,
         params: Mapping[str, str] | None,
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, bytes]:
+        """Send the request; the answer (closed) and its body, read up to the size limit."""
+        what = f"{method} {redact_url(url)}"
         try:
-            return self._http.request(
+            request = self._http.build_request(
                 method,
                 url,
                 json=json,
                 params=params,
                 headers=self._headers(encoding, json is not None),
             )
+            response = self._http.send(request, stream=True)
+            try:
+                return response, _read_body(what, response)
+            finally:
+                response.close()
         except PolicyViolation as exc:
             refused = UrlRefused(
-                f"{method} {url} was not called: {exc.rule} (outbound URL policy).", rule=exc.rule
+                f"{what} was not called: {exc.rule} (outbound URL policy).",
+                rule=exc.rule,
+                public=f"{what} was not called: {exc.public} (outbound URL policy).",
             )
             logger.warning("%s", refused.message)
             if self.on_refused is not None:
                 self.on_refused(refused)
             raise refused from None
         except httpx.TimeoutException:
-            raise PartnerUnavailable(f"{method} {url} timed out.") from None
+            raise PartnerUnavailable(f"{what} timed out.") from None
         except httpx.InvalidURL:
-            raise PartnerRejected(f"{url!r} is not a URL we can call.") from None
+            raise PartnerRejected(f"{redact_url(url)!r} is not a URL we can call.") from None
+        except httpx.DecodingError:
+            raise PartnerProtocolError(
+                f"{what} answered with a body that does not decode as its Content-Encoding says."
+            ) from None
         except httpx.TransportError as exc:
             # What the connection said stays with the operator (it may quote the peer's bytes).
             raise PartnerUnavailable(
-                f"{method} {url} failed: {type(exc).__name__}: {_short(str(exc))}",
-                public=f"{method} {url} failed: {type(exc).__name__}.",
+                f"{what} failed: {type(exc).__name__}: {_short(str(exc))}",
+                public=f"{what} failed: {type(exc).__name__}.",
             ) from None
 
     def request(
@@ -293,7 +313,7 @@ class OcpiClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> OcpiReply:
-        response = self._send(method, url, self.encoding, json, params)
+        response, body = self._send(method, url, self.encoding, json, params)
         if (
             response.status_code == 401
             and self._token
@@ -301,32 +321,45 @@ class OcpiClient:
             and self.encoding == TokenEncoding.BASE64
         ):
             # Peers of OCPI 2.1.1/2.2 expect the token unencoded: try that once, and remember.
-            retry = self._send(method, url, TokenEncoding.PLAIN, json, params)
+            retry, retry_body = self._send(method, url, TokenEncoding.PLAIN, json, params)
             if retry.status_code != 401:
-                logger.info("%s accepts only unencoded tokens; switching", url)
+                logger.info("%s accepts only unencoded tokens; switching", redact_url(url))
                 self.encoding = TokenEncoding.PLAIN
-                response = retry
-        reply = self._interpret(method, url, response)
-        logger.info("OCPI %s %s -> HTTP %s, %s", method, url, reply.http_status, reply.status_code)
+                response, body = retry, retry_body
+        reply = self._interpret(method, url, response, body)
+        logger.info(
+            "OCPI %s %s -> HTTP %s, %s",
+            method,
+            redact_url(url),
+            reply.http_status,
+            reply.status_code,
+        )
         if self.on_reply is not None:
             self.on_reply(reply)
         return reply
 
-    def _interpret(self, method: str, url: str, response: httpx.Response) -> OcpiReply:
+    def _interpret(self, method: str, url: str, response: httpx.Response, raw: bytes) -> OcpiReply:
         status = response.status_code
-        what = f"{method} {url}"
+        what = f"{method} {redact_url(url)}"
         if 300 <= status < 400:
             raise PartnerProtocolError(
                 f"{what} answered with a redirect (HTTP {status}) to "
-                f"{_short(response.headers.get('Location', '?'))}; redirects are not followed.",
+                f"{_short(redact_url(response.headers.get('Location', '?')))}; redirects are "
+                "not followed.",
                 http_status=status,
                 public=f"{what} answered with a redirect (HTTP {status}); "
                 "redirects are not followed.",
             )
+        # The inbound parser and its limits (depth, long integers): a hostile answer is refused,
+        # it cannot exhaust the stack or the CPU. Unreadable JSON counts as no JSON.
+        unreadable = ""
         try:
-            body = response.json()
-        except ValueError:
+            body = parse_json_body(raw, what="the answer")
+        except (MalformedJson, RecursionError, ValueError) as exc:
             body = None
+            # For the operator: our parser's words (a rule, a position), not the partner's bytes.
+            why = exc.message if isinstance(exc, MalformedJson) else "the answer is unreadable JSON"
+            unreadable = f"; {why.rstrip('.')}"
         envelope = body if isinstance(body, dict) and "status_code" in body else None
         message = envelope.get("status_message") if envelope else None
         detail = f": {_short(str(message)).rstrip('.')}" if message else ""
@@ -353,7 +386,7 @@ class OcpiClient:
             kind = _short(response.headers.get("Content-Type", "no content type"), 60)
             what_came = "a JSON value that is not an OCPI envelope" if body is not None else kind
             raise PartnerProtocolError(
-                f"{what} did not answer with an OCPI envelope (got {what_came}).",
+                f"{what} did not answer with an OCPI envelope (got {what_came}{unreadable}).",
                 http_status=status,
                 public=f"{what} did not answer with an OCPI envelope (HTTP {status}, {kind}).",
             )
@@ -418,7 +451,9 @@ class OcpiClient:
             merged = httpx.URL(next_url).copy_merge_params(dict(next_params or {}))
             key = f"{merged.copy_with(query=None)}?{sorted(merged.params.multi_items())}"
             if key in seen:
-                raise PartnerProtocolError(f"Paging loops: {next_url} was already fetched.")
+                raise PartnerProtocolError(
+                    f"Paging loops: {redact_url(next_url)} was already fetched."
+                )
             seen.add(key)
             reply = self.get(next_url, params=next_params)
             count = _total_count(reply)
@@ -428,15 +463,15 @@ class OcpiClient:
                     rereads += 1
                     if rereads > max_rereads:
                         raise PartnerProtocolError(
-                            f"Paging stopped: X-Total-Count of {url} dropped {rereads} times "
-                            "during the crawl."
+                            f"Paging stopped: X-Total-Count of {redact_url(url)} dropped "
+                            f"{rereads} times during the crawl."
                         )
                     logger.info(
                         "X-Total-Count of %s dropped from %s to %s: reading %s again",
-                        url,
+                        redact_url(url),
                         total,
                         count,
-                        again,
+                        redact_url(again),
                     )
                     # A re-read is not a loop: the pages are read again in the list's new state.
                     seen.clear()
@@ -448,7 +483,30 @@ class OcpiClient:
             yield reply
             previous = (next_url, next_params)
             next_url, next_params = reply.next_link(), None
-        raise PartnerProtocolError(f"Paging stopped after {max_pages} pages of {url}.")
+        raise PartnerProtocolError(f"Paging stopped after {max_pages} pages of {redact_url(url)}.")
+
+
+def _read_body(what: str, response: httpx.Response) -> bytes:
+    """The (decoded) body of a streamed answer; refused past OCPI_HTTP_MAX_RESPONSE_BYTES without
+    reading further (a declared Content-Length over the limit: without reading at all)."""
+    limit = int(settings.OCPI_HTTP_MAX_RESPONSE_BYTES)
+    too_large = PartnerProtocolError(
+        f"{what} sent an answer larger than {limit} bytes (OCPI_HTTP_MAX_RESPONSE_BYTES); "
+        "it was not read in full.",
+        http_status=response.status_code,
+        public=f"{what} sent an answer larger than {limit} bytes.",
+    )
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared[:20]) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _total_count(reply: OcpiReply) -> int | None:

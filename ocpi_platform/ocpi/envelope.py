@@ -137,42 +137,41 @@ def _has_lone_surrogate(raw: bytes, data: Any) -> bool:
     return False
 
 
-def parse_json_body(raw: bytes) -> Any:
+def parse_json_body(raw: bytes, *, what: str = "The request body") -> Any:
     """A request body as JSON, within the limits; ``None`` for an empty body.
 
     Refused with HTTP 400 / 2001: not UTF-8, not JSON, nested deeper than OCPI_MAX_JSON_DEPTH,
     an integer of more than MAX_INT_DIGITS digits, NaN/Infinity, a lone UTF-16 surrogate escape
-    (``"\\ud800"``: not Unicode text). The messages never quote the body.
+    (``"\\ud800"``: not Unicode text). The messages never quote the body; they start with
+    ``what`` (the outbound client parses partners' answers with the same limits).
     """
     if not raw.strip():
         return None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise MalformedJson("The request body is not UTF-8 encoded JSON.") from None
+        raise MalformedJson(f"{what} is not UTF-8 encoded JSON.") from None
     limit = settings.OCPI_MAX_JSON_DEPTH
     skeleton = _skeleton(raw)
     if json_depth(raw, skeleton) > limit:
-        raise MalformedJson(f"The request body nests arrays or objects deeper than {limit} levels.")
+        raise MalformedJson(f"{what} nests arrays or objects deeper than {limit} levels.")
     if _has_long_int(skeleton):
         raise MalformedJson(
-            f"The request body is not acceptable JSON: an integer has more than {MAX_INT_DIGITS} "
-            "digits."
+            f"{what} is not acceptable JSON: an integer has more than {MAX_INT_DIGITS} digits."
         )
     try:
         data = json.loads(text, parse_constant=_parse_constant)
     except _Refused as exc:
-        raise MalformedJson(f"The request body is not acceptable JSON: {exc}.") from None
+        raise MalformedJson(f"{what} is not acceptable JSON: {exc}.") from None
     except json.JSONDecodeError as exc:
         raise MalformedJson(
-            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}."
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
         ) from None
     except (RecursionError, ValueError):  # last guards: too deep, a number Python refuses
-        raise MalformedJson("The request body is not acceptable JSON.") from None
+        raise MalformedJson(f"{what} is not acceptable JSON.") from None
     if _has_lone_surrogate(raw, data):
         raise MalformedJson(
-            "The request body contains a lone UTF-16 surrogate escape (\\uD800-\\uDFFF "
+            f"{what} contains a lone UTF-16 surrogate escape (\\uD800-\\uDFFF "
             "without its pair): a JSON string must be Unicode text."
         )
     return data

@@ -7,8 +7,10 @@ applies to every request ``OcpiClient`` sends:
 * https only; plain http only to loopback, and only when our own ``OCPI_PUBLIC_URL`` is plain
   http on loopback (``make run``, the end-to-end tests);
 * never an address that is loopback, private, link-local, unique-local, multicast, unspecified
-  or otherwise not public (IPv4-mapped, NAT64 and 6to4 forms are judged by the IPv4 address
-  they carry); loopback is allowed on a loopback instance;
+  or otherwise not public (IPv4-mapped, IPv4-translated, NAT64 and 6to4 forms are judged by the
+  IPv4 address they carry; local-use NAT64, 64:ff9b:1::/48, is refused outright); loopback is
+  allowed on a loopback instance, and a loopback name (``localhost``, ``*.localhost``) must
+  resolve to loopback addresses only (plain http never leaves the machine);
 * no user info (``user:password@``) in a URL;
 * ``OCPI_OUTBOUND_ALLOWED`` lists host names (``*.vpn.example`` for the names under it) and
   networks (CIDR) that are allowed despite the address rules (https is still required).
@@ -22,6 +24,12 @@ passes the URL's host as ``server_hostname`` when it starts TLS on the checked s
 With an outbound proxy from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
 ``NO_PROXY``, read as httpx reads them) requests keep going through the proxy: the target is
 resolved here and its addresses checked before the request; the proxy's own address is allowed.
+The proxy resolves the name again itself (``CONNECT name:443``), so there a DNS answer that
+changes in between can bypass the address rules: the proxy must enforce them too.
+
+A ``PolicyViolation`` has two texts: ``rule`` for the operator (it may name the address a host
+resolved to) and ``public`` for the partner (the rule only, never an address we resolved).
+URLs in messages go through ``redact_url`` (no ``user:password@``).
 
 Tests replace the resolver in process: ``resolve`` is the one seam (monkeypatch it).
 """
@@ -52,11 +60,25 @@ RULE_NO_HOST = "a URL without a host is not called"
 
 
 class PolicyViolation(Exception):
-    """A URL or an address the policy forbids; ``rule`` says which rule, in words."""
+    """A URL or an address the policy forbids; ``rule`` says which rule, in words.
 
-    def __init__(self, rule: str) -> None:
+    ``public``: what may be told to the partner; by default ``rule``. It never names an address
+    a host name resolved to (our DNS view of the partner's name is ours)."""
+
+    def __init__(self, rule: str, *, public: str | None = None) -> None:
         super().__init__(rule)
         self.rule = rule
+        self.public = public or rule
+
+
+# The user info of an absolute or scheme-relative URL: everything before the last "@" of the
+# authority (the authority ends at the first "/", "?" or "#").
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#]*@")
+
+
+def redact_url(url: object) -> str:
+    """``url`` as text for a message: a ``user:password@`` in it becomes ``***@``."""
+    return _USERINFO.sub(r"\1***@", str(url).strip())
 
 
 # --- address classification ---------------------------------------------------------------------
@@ -84,33 +106,62 @@ _CATEGORIES: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
         _nets("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"),
     ),
     ("reserved for benchmarking", _nets("198.18.0.0/15")),
+    # RFC 8215: the IPv4 address sits where the operator's NAT64 prefix length says; which
+    # IPv4 it reaches cannot be told from the address, so the whole range is refused.
+    ("local-use NAT64", _nets("64:ff9b:1::/48")),
 )
+NOT_PUBLIC = "not a public address"
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
 
 
 def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries and reaches (mapped, NAT64, 6to4), if any."""
+    """The IPv4 address an IPv6 address carries and reaches (mapped, translated, NAT64,
+    6to4), if any."""
     if not isinstance(ip, ipaddress.IPv6Address):
         return None
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if ip in _NAT64:
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.sixtofour
 
 
-def classify(ip: IPAddress) -> str | None:
-    """The forbidden category of an address ("link-local", ...), or None when it is public."""
+def category(ip: IPAddress) -> str | None:
+    """The forbidden category of an address ("link-local", ...; an IPv6 form carrying an IPv4
+    address: that address's), or None when it is public."""
     inner = embedded_ipv4(ip)
     if inner is not None:
-        category = classify(inner)
-        return f"{category} (it carries {inner})" if category else None
-    for category, networks in _CATEGORIES:
+        return category(inner)
+    for name, networks in _CATEGORIES:
         if any(ip in net for net in networks if net.version == ip.version):
-            return category
+            return name
     if not ip.is_global:
-        return "not a public address"
+        return NOT_PUBLIC
     return None
+
+
+def classify(ip: IPAddress) -> str | None:
+    """Like ``category``, naming the IPv4 address an IPv6 form carries (for the operator)."""
+    name = category(ip)
+    inner = embedded_ipv4(ip)
+    if name is not None and inner is not None:
+        return f"{name} (it carries {inner})"
+    return name
+
+
+def an_address(name: str) -> str:
+    """A category in words: "a private address", "an address that is not public"."""
+    if name == NOT_PUBLIC:
+        return "an address that is not public"
+    article = "an" if re.match(r"[aeio]|un(?!i)", name) else "a"
+    return f"{article} {name} address"
+
+
+def resolves_to(host: str, name: str) -> str:
+    """The rule a host name broke by resolving to an address of category ``name``, in words
+    that name no address (what the partner is told)."""
+    return f"{host} resolves to {an_address(name)}"
 
 
 def parse_ip(host: str) -> IPAddress | None:
@@ -127,6 +178,14 @@ def parse_ip(host: str) -> IPAddress | None:
         except OSError:
             return None
     return None
+
+
+def _is_loopback_address(ip: IPAddress) -> bool:
+    """An address on this machine: 127.0.0.0/8, ::1 or IPv4-mapped 127.0.0.0/8 (not a 6to4 or
+    NAT64 form, which leaves the machine)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def _is_localhost_name(host: str) -> bool:
@@ -239,15 +298,30 @@ class Policy:
             raise PolicyViolation(f"{host} is loopback")
 
     def check_addresses(self, host: str, addresses: Iterable[str]) -> None:
-        """Connect time: every address ``host`` resolved to must be allowed."""
-        if self.allowed.host(host):
-            return
-        for address in addresses:
-            problem = self.address_problem(ipaddress.ip_address(address))
-            if problem:
-                if parse_ip(host) == ipaddress.ip_address(address):
-                    raise PolicyViolation(f"{address} is {problem}")
-                raise PolicyViolation(f"{host} resolves to {address}, which is {problem}")
+        """Connect time: every address ``host`` resolved to must be allowed.
+
+        A loopback name (``localhost``, ``foo.localhost``, ``localhost.``; only a loopback
+        instance gets this far with one) must resolve to loopback addresses only, whatever
+        ``OCPI_OUTBOUND_ALLOWED`` says: plain http is allowed to such names, and must not
+        reach another machine."""
+        ips = [(address, ipaddress.ip_address(address)) for address in addresses]
+        if not self.allowed.host(host):
+            for address, ip in ips:
+                problem = self.address_problem(ip)
+                if problem:
+                    if parse_ip(host) == ip:
+                        raise PolicyViolation(f"{address} is {problem}")
+                    raise PolicyViolation(
+                        f"{host} resolves to {address}, which is {problem}",
+                        public=resolves_to(host, category(ip) or problem),
+                    )
+        if is_loopback_host(host):
+            for address, ip in ips:
+                if not _is_loopback_address(ip):
+                    raise PolicyViolation(
+                        f"{host} resolves to {address}, which is not loopback",
+                        public=f"{host} resolves to an address that is not loopback",
+                    )
 
     def describe(self) -> str:
         loopback = (
