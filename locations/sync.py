@@ -38,11 +38,10 @@ from django.db.models import Q
 
 from credentials import liveness
 from credentials.models import ConnectionStatus, Partner, PartnerState
-from ocpi_platform.ocpi.client import OcpiClient, PartnerError, UrlRefused
+from ocpi_platform.ocpi.client import OcpiClient, PartnerError, PartnerRejected, UrlRefused
 from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.parties import our_parties
-from ocpi_platform.ocpi.status import OcpiStatus
 from ocpi_platform.ocpi.types import InterfaceRole, Role, format_datetime, now_utc
 
 from . import services
@@ -507,10 +506,9 @@ class _Stop(Exception):
 
 
 def _unknown(exc: PartnerError) -> bool:
-    """The partner answered that the object does not exist: HTTP 404, or OCPI 2003."""
-    if isinstance(exc, UrlRefused):
-        return False
-    return exc.http_status == 404 or exc.ocpi_status == OcpiStatus.UNKNOWN_LOCATION
+    """The partner answered that the object does not exist: HTTP 404 (not a hub's 4xxx), or
+    OCPI 2003."""
+    return isinstance(exc, PartnerRejected) and exc.unknown_object
 
 
 def _path_of(partner: Partner, item: Any) -> ObjectPath:

@@ -88,6 +88,15 @@ class PartnerError(Exception):
 class PartnerRejected(PartnerError):
     permanent = True
 
+    @property
+    def unknown_object(self) -> bool:
+        """The partner said the object does not exist: OCPI 2003, or HTTP 404 that is not a
+        hub's error (4xxx: e.g. 4001 unknown receiver says nothing of the object)."""
+        if self.ocpi_status == OcpiStatus.UNKNOWN_LOCATION:
+            return True
+        hub_error = self.ocpi_status is not None and 4000 <= self.ocpi_status < 5000
+        return self.http_status == 404 and not hub_error
+
 
 class PartnerUnavailable(PartnerError):
     permanent = False
@@ -173,6 +182,19 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
+
+
+def _status_code(envelope: dict[str, Any] | None) -> int | None:
+    """The status_code of an error answer's envelope, when it is a plausible one (four digits:
+    it is stored with the delivery)."""
+    code = envelope.get("status_code") if envelope else None
+    if isinstance(code, bool) or not isinstance(code, int | str):
+        return None
+    try:
+        number = int(code)
+    except ValueError:
+        return None
+    return number if 1000 <= number <= 9999 else None
 
 
 def authorization_header(token: str, encoding: TokenEncoding) -> str:
@@ -380,6 +402,7 @@ class OcpiClient:
             raise PartnerRejected(
                 f"{what} was refused with HTTP {status}{detail}.",
                 http_status=status,
+                ocpi_status=_status_code(envelope),
                 public=f"{what} was refused with HTTP {status}{public_detail}.",
             )
         if envelope is None:

@@ -249,11 +249,22 @@ def test_a_transient_failure_of_a_check_keeps_the_copies_and_says_so(cpo, fake, 
 
 
 @pytest.mark.django_db
-def test_a_refusal_that_is_not_unknown_keeps_that_copy_and_the_checks_go_on(cpo, fake, hooked):
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        (405, envelope(status_code=2000, message="No such method")),
+        # A hub's 404 that names a hub error says nothing about the object.
+        (404, envelope(status_code=4001, message="Unknown receiver")),
+    ],
+    ids=["405", "hub-404-4001"],
+)
+def test_a_refusal_that_is_not_unknown_keeps_that_copy_and_the_checks_go_on(
+    cpo, fake, hooked, refusal
+):
     fake.locations = [served(f"LOC{n}") for n in range(1, 5)]
     sync.pull(cpo.partner.pk, full=True)
     fake.locations = [served("LOC1"), served("LOC3")]
-    fake.object_answers["LOC2"] = (405, envelope(status_code=2000, message="No such method"))
+    fake.object_answers["LOC2"] = refusal
 
     result = sync.pull(cpo.partner.pk, full=True)
 

@@ -327,3 +327,29 @@ def test_a_resumed_crawl_compares_with_the_total_announced_before():
 
 def query(url):
     return dict(httpx.URL(url).params)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "unknown"),
+    [
+        (404, {"status_code": 2000, "timestamp": "2026-01-01T00:00:00Z"}, True),
+        (404, {"error": "not an envelope"}, True),
+        (200, {"status_code": 2003, "timestamp": "2026-01-01T00:00:00Z"}, True),
+        (404, {"status_code": 4001, "timestamp": "2026-01-01T00:00:00Z"}, False),
+        (404, {"status_code": "4003", "timestamp": "2026-01-01T00:00:00Z"}, False),
+        (400, {"status_code": 2001, "timestamp": "2026-01-01T00:00:00Z"}, False),
+        (404, {"status_code": -4001, "timestamp": "2026-01-01T00:00:00Z"}, True),  # implausible
+    ],
+)
+def test_a_refusal_says_unknown_object_only_for_404_or_2003_not_for_a_hub_error(
+    status, body, unknown
+):
+    with (
+        serve(lambda request: httpx.Response(status, json=body)),
+        OcpiClient("tok") as client,
+        pytest.raises(PartnerRejected) as caught,
+    ):
+        client.get("https://partner.example/ocpi/2.2.1/locations/LOC1")
+    assert caught.value.unknown_object is unknown
+    code = int(body.get("status_code", 0))
+    assert caught.value.ocpi_status == (code if 1000 <= code <= 9999 else None)
