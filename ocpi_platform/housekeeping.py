@@ -3,7 +3,8 @@
 Project level (it may import the apps; the core ``ocpi_platform/ocpi`` may not). What goes:
 
 * outbox deliveries that are SENT or CANCELLED (by the time of their last change); FAILED rows
-  stay until an operator handled them (a retry makes them PENDING again, then SENT);
+  stay until an operator handled them (a retry makes them PENDING again, then SENT) or a later
+  delivered PUT resolved them (CANCELLED, see outbox.services);
 * partner events;
 * status changes, except the newest one of each partner (it says why the status is what it is);
 * partner jobs that finished (SUCCEEDED or FAILED); pending and running ones stay.

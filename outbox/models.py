@@ -79,6 +79,12 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(default=now_utc)
     updated_at = models.DateTimeField(default=now_utc)
     sent_at = models.DateTimeField(null=True, blank=True)
+    claim = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text="Written by the drain that took the row to send it: the outcome of that "
+        "send is stored only while the row still carries it (not reset or folded into since).",
+    )
 
     objects = DeliveryQuerySet.as_manager()
 

@@ -10,11 +10,17 @@ Rules (see the README, "Push and the outbox"):
   is in flight, and owned (the drain's task id): a drain killed with its worker holds it for at
   most one lease, then the beat sweep (every OCPI_OUTBOX_SWEEP_SECONDS) or the task redelivered
   by the broker takes over, and its in-flight row is sent again (the only possible duplicate).
+  Only a drain that took the lease puts a dead drain's in-flight rows back (the sweep merely
+  starts drains), and a send's outcome is stored only if its row still carries the ``claim``
+  written when it was taken: a row put back, folded into or taken again meanwhile is not
+  marked SENT by a reply that carried an older body. Lease times are the database's clock.
 - A transient failure (timeout, 5xx, 3xxx, 429, 401 while a partner is rotating) stops the
   drain and schedules the row again with backoff, or after the partner's ``Retry-After`` when
   that is later; the rows behind it wait, and nothing goes to the partner before its
   ``Retry-After``. A permanent failure (the partner refused the message) is kept as FAILED for
-  the operator, who can retry it from the admin; the drain goes on.
+  the operator, who can retry it from the admin; the drain goes on. A PUT delivered later (the
+  current state of the object and all below it) resolves the FAILED rows of that object and
+  below: they become CANCELLED, saying so.
 - Unknown objects: a PATCH answered "unknown" (OCPI 2003 or HTTP 404) becomes a PUT of the
   object's current state (the whole client owned object, e.g. the location of an EVSE), sent
   next; a PUT answered so is a permanent failure like any other. A PATCH of an object whose PUT
@@ -27,6 +33,7 @@ Rules (see the README, "Push and the outbox"):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -37,8 +44,9 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
-from django.db.models import Q
+from django.db import connection, connections, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat, Now
 
 from credentials import liveness
 from credentials.models import ConnectionStatus, Partner, PartnerState
@@ -193,29 +201,36 @@ def lease_seconds() -> float:
     return max(float(settings.OCPI_OUTBOX_LEASE_SECONDS), 1.0)
 
 
+def _lease_end() -> Any:
+    """The end of a lease taken or renewed now, by the database's clock (as is every comparison
+    of a lease's end): a worker whose clock is ahead must not see a live lease as expired."""
+    return Now() + timedelta(seconds=lease_seconds())
+
+
 def _claim(partner_id: int, owner: str) -> bool:
     """Take the partner's lease: free, expired, or already ``owner``'s (the broker redelivered
-    the task of a worker that was killed). Rows left SENDING are a dead drain's: back to PENDING.
+    the task of a worker that was killed). Rows left SENDING are a dead drain's (a live drain
+    holds the lease): back to PENDING, under the lease just taken, before anything is sent.
     """
-    now = now_utc()
     OutboxLease.objects.get_or_create(partner_id=partner_id)
-    claimed = (
-        OutboxLease.objects.filter(partner_id=partner_id)
-        .filter(Q(until__isnull=True) | Q(until__lt=now) | Q(owner=owner))
-        .update(until=now + timedelta(seconds=lease_seconds()), owner=owner)
-    )
-    if not claimed:
-        return False
-    Delivery.objects.filter(partner_id=partner_id, state=DeliveryState.SENDING).update(
-        state=DeliveryState.PENDING, updated_at=now
-    )
+    with transaction.atomic():
+        claimed = (
+            OutboxLease.objects.filter(partner_id=partner_id)
+            .filter(Q(until__isnull=True) | Q(until__lt=Now()) | Q(owner=owner))
+            .update(until=_lease_end(), owner=owner)
+        )
+        if not claimed:
+            return False
+        Delivery.objects.filter(partner_id=partner_id, state=DeliveryState.SENDING).update(
+            state=DeliveryState.PENDING, claim=None, updated_at=now_utc()
+        )
     return True
 
 
 def _renew(partner_id: int, owner: str) -> bool:
     """Extend the lease; False when another drain took it over (this one must stop)."""
-    until = now_utc() + timedelta(seconds=lease_seconds())
-    return bool(OutboxLease.objects.filter(partner_id=partner_id, owner=owner).update(until=until))
+    leases = OutboxLease.objects.filter(partner_id=partner_id, owner=owner)
+    return bool(leases.update(until=_lease_end()))
 
 
 def _release(partner_id: int, owner: str) -> None:
@@ -241,6 +256,10 @@ class _Heartbeat:
                     _renew(self.partner_id, self.owner)
                 except Exception:  # the database blinked: the next beat tries again
                     logger.warning("Outbox lease of %s not renewed", self.partner_id, exc_info=True)
+                    # Django never reopens a broken connection by itself: drop this thread's,
+                    # so that the next beat connects again.
+                    with contextlib.suppress(Exception):
+                        connection.close()
         finally:
             connections.close_all()  # this thread's own connection, if it opened one
 
@@ -326,9 +345,9 @@ def _send_due(partner: Partner, owner: str) -> tuple[int, float | None, bool]:
                 retry_in = _send(partner, client, row)
             except BaseException:
                 # Cut short (time limit, a bug): the row goes back to the queue, unsent.
-                Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
-                    state=DeliveryState.PENDING, updated_at=now_utc()
-                )
+                Delivery.objects.filter(
+                    pk=row.pk, state=DeliveryState.SENDING, claim=row.claim
+                ).update(state=DeliveryState.PENDING, claim=None, updated_at=now_utc())
                 raise
             if retry_in is not None:
                 return sent, retry_in, False
@@ -337,9 +356,11 @@ def _send_due(partner: Partner, owner: str) -> tuple[int, float | None, bool]:
 
 def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
     """Send one row; the seconds to wait when it failed transiently, else None."""
+    claim = uuid.uuid4()
     claimed = Delivery.objects.filter(pk=row.pk, state=row.state, updated_at=row.updated_at)
-    if not claimed.update(state=DeliveryState.SENDING):
+    if not claimed.update(state=DeliveryState.SENDING, claim=claim):
         return None  # folded or retried meanwhile: read it again
+    row.state, row.claim = DeliveryState.SENDING, claim
     base = _endpoint(partner, row.module)
     if base is None:
         _finish(row, DeliveryState.CANCELLED, f"the partner has no {row.module} RECEIVER endpoint")
@@ -385,7 +406,9 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
     row.attempts += 1
     row.http_status, row.ocpi_status = reply.http_status, reply.status_code
     row.sent_at = now_utc()
-    _finish(row, DeliveryState.SENT, "", delivered=True)
+    with transaction.atomic():
+        if _finish(row, DeliveryState.SENT, "", delivered=True) and row.method == "PUT":
+            _resolve_failed(row)
     return None
 
 
@@ -442,7 +465,7 @@ def _as_put(row: Delivery, why: str) -> bool:
     row.method, row.key, row.path, row.body = "PUT", key, path, body
     logger.info("Delivery %s to %s: %s; sent as a PUT of %s", row.pk, row.partner_id, why, key)
     return bool(
-        Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING).update(
+        Delivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING, claim=row.claim).update(
             method="PUT", key=key, path=path, body=body, updated_at=now_utc()
         )
     )
@@ -455,13 +478,18 @@ def backoff(attempts: int) -> float:
 
 
 def _finish(row: Delivery, state: str, error: str, *, delivered: bool = False) -> bool:
-    """Store the outcome; a change folded into the row meanwhile is sent as a new row.
+    """Store the outcome of the send that took the row (``row.claim``), if the row is as it left.
 
-    A row cancelled while it was in flight stays cancelled unless it was ``delivered`` (then it
-    is SENT: the partner has it). Returns whether the outcome was stored.
+    A row put back to PENDING meanwhile (its drain was presumed dead), perhaps folded into
+    since, or taken again by another drain, no longer carries the claim: it is left alone, to
+    be sent (again) with what it carries now. A row cancelled while it was in flight stays
+    cancelled unless it was ``delivered`` (then it is SENT: the partner has it). Returns
+    whether the outcome was stored.
     """
-    rows = Delivery.objects.filter(pk=row.pk)
-    if not delivered:
+    rows = Delivery.objects.filter(pk=row.pk, claim=row.claim)
+    if delivered:
+        rows = rows.filter(state__in=[DeliveryState.SENDING, DeliveryState.CANCELLED])
+    else:
         rows = rows.filter(state=DeliveryState.SENDING)
     return bool(
         rows.update(
@@ -475,6 +503,29 @@ def _finish(row: Delivery, state: str, error: str, *, delivered: bool = False) -
             updated_at=now_utc(),
         )
     )
+
+
+def _resolve_failed(put: Delivery) -> int:
+    """A delivered PUT carried the current state of its object and of all below it: the
+    partner's refusals of that object and below it (FAILED rows) are made up for. They become
+    CANCELLED, saying so, so that failure counts drop and later PATCHes go as PATCHes again."""
+    resolved = (
+        Delivery.objects.filter(
+            partner_id=put.partner_id, module=put.module, state=DeliveryState.FAILED
+        )
+        .filter(Q(key=put.key) | Q(key__startswith=put.key + "/"))
+        .exclude(pk=put.pk)
+        .update(
+            state=DeliveryState.CANCELLED,
+            last_error=Concat(
+                F("last_error"), Value(f" (resolved: delivery {put.pk} sent the current state)")
+            ),
+            updated_at=now_utc(),
+        )
+    )
+    if resolved:
+        logger.info("Delivery %s to %s resolved %s failed rows", put.pk, put.partner_id, resolved)
+    return resolved
 
 
 def not_connected(status: str) -> str:
@@ -513,27 +564,38 @@ def retry(rows: Iterable[Delivery]) -> int:
                     continue
                 row.method, row.body = "PUT", body
             row.state, row.next_attempt_at, row.updated_at = DeliveryState.PENDING, now, now
-            row.save(update_fields=["method", "body", "state", "next_attempt_at", "updated_at"])
+            row.claim = None
+            row.save(
+                update_fields=["method", "body", "state", "next_attempt_at", "updated_at", "claim"]
+            )
             queued.append(row)
         schedule(row.partner_id for row in queued)
     return len(queued)
 
 
 def sweep() -> int:
-    """Beat: restart drains that died (worker lost) and wake partners whose rows are due."""
+    """Beat: restart drains that died (worker lost) and wake partners whose rows are due.
+
+    It changes no row: a dead drain's SENDING rows are put back by the drain it starts, under
+    the lease that drain takes (here, outside any lease, a drain that took the lease between
+    two statements would have its row in flight put back). Returns how many drains it started.
+    """
     now = now_utc()
-    busy = set(OutboxLease.objects.filter(until__gte=now).values_list("partner_id", flat=True))
+    busy = set(OutboxLease.objects.filter(until__gte=Now()).values_list("partner_id", flat=True))
     # A row is SENDING only while its partner's lease is held: without one, its drain died.
-    Delivery.objects.filter(state=DeliveryState.SENDING).exclude(partner_id__in=busy).update(
-        state=DeliveryState.PENDING, updated_at=now
+    dead = set(
+        Delivery.objects.filter(state=DeliveryState.SENDING)
+        .values_list("partner_id", flat=True)
+        .distinct()
     )
-    # Partners that asked us to wait (Retry-After) are woken by the drain scheduled for then.
-    busy |= set(OutboxLease.objects.filter(not_before__gt=now).values_list("partner_id", flat=True))
     due = set(
         Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
         .values_list("partner_id", flat=True)
         .distinct()
     )
+    # Partners that asked us to wait (Retry-After) are woken by the drain scheduled for then.
+    busy |= set(OutboxLease.objects.filter(not_before__gt=now).values_list("partner_id", flat=True))
+    wake = (dead | due) - busy
     with transaction.atomic():
-        schedule(due - busy)
-    return len(due - busy)
+        schedule(wake)
+    return len(wake)

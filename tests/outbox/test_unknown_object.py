@@ -142,8 +142,15 @@ def test_the_issue_a_refused_put_then_patches_reach_the_partner_once_the_cause_i
     services.set_evse_status(EVSE, "BLOCKED")
     outbox.drain(emsp.partner.pk)
     assert sent(fake)[-1] == ("PATCH", EVSE.path)
-    # The refusal stays on record for the operator.
-    assert Delivery.objects.get(pk=failed.pk).state == DeliveryState.FAILED
+    # The delivered PUT made up for the refusal: resolved (no longer counted), still on record.
+    [put] = rows(emsp, state=DeliveryState.SENT, method="PUT")
+    resolved = Delivery.objects.get(pk=failed.pk)
+    assert resolved.state == DeliveryState.CANCELLED
+    assert (
+        resolved.last_error
+        == f"{failed.last_error} (resolved: delivery {put.pk} sent the current state)"
+    )
+    assert Delivery.objects.failed_count() == 0
 
 
 def test_patches_after_a_refused_put_keep_trying_the_whole_object(emsp, fake):
@@ -160,7 +167,9 @@ def test_patches_after_a_refused_put_keep_trying_the_whole_object(emsp, fake):
     services.set_evse_status(EVSE, "BLOCKED")
     outbox.drain(emsp.partner.pk)
     assert sent(fake)[-1] == ("PUT", "NL/ABC/LOC1")
-    assert Delivery.objects.failed_count() == 2
+    # That one was delivered: it resolves both refusals (the partner has the location now).
+    assert Delivery.objects.failed_count() == 0
+    assert [r.state for r in rows(emsp)] == [DeliveryState.CANCELLED] * 2 + [DeliveryState.SENT]
 
 
 def test_a_refused_evse_put_makes_its_connectors_patches_a_put_not_its_locations(emsp, fake):
