@@ -50,10 +50,9 @@ from django.db.models.functions import Concat, Now
 
 from credentials import liveness
 from credentials.models import ConnectionStatus, Partner, PartnerState
-from ocpi_platform.ocpi.client import OcpiClient, PartnerError
+from ocpi_platform.ocpi.client import OcpiClient, PartnerError, PartnerRejected
 from ocpi_platform.ocpi.headers import RoutingHeaders, correlation, current_correlation_id
 from ocpi_platform.ocpi.parties import Party
-from ocpi_platform.ocpi.status import OcpiStatus
 from ocpi_platform.ocpi.types import InterfaceRole, join_url, now_utc
 
 from .models import Delivery, DeliveryState, OutboxLease
@@ -413,8 +412,9 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
 
 
 def unknown_object(exc: PartnerError) -> bool:
-    """The partner answered that it does not know the object (OCPI 2003 or HTTP 404)."""
-    return exc.ocpi_status == OcpiStatus.UNKNOWN_LOCATION or exc.http_status == 404
+    """The partner answered that it does not know the object (OCPI 2003, or HTTP 404 that is
+    not a hub's error)."""
+    return isinstance(exc, PartnerRejected) and exc.unknown_object
 
 
 def _object(key_or_path: str) -> str:

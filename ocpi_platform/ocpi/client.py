@@ -395,6 +395,7 @@ class OcpiClient:
             raise PartnerUnavailable(
                 f"{what} failed with HTTP {status}{detail}.",
                 http_status=status,
+                ocpi_status=_status_code(envelope),
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 public=f"{what} failed with HTTP {status}{public_detail}.",
             )

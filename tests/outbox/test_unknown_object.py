@@ -190,11 +190,20 @@ def test_a_refused_evse_put_makes_its_connectors_patches_a_put_not_its_locations
     ]
 
 
-def test_a_refused_patch_does_not_turn_later_patches_into_puts(emsp, fake):
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        (200, envelope(status_code=2001, message="Unknown status")),
+        # A hub that cannot reach the receiving party says nothing about the object.
+        (404, envelope(status_code=4001, message="Unknown receiver")),
+    ],
+    ids=["2001", "hub-404-4001"],
+)
+def test_a_refused_patch_does_not_turn_later_patches_into_puts(emsp, fake, refusal):
     ours()
     settle()
     services.set_evse_status(EVSE, "CHARGING")
-    fake.answers = [(200, envelope(status_code=2001, message="Unknown status"))]
+    fake.answers = [refusal]
     outbox.drain(emsp.partner.pk)
     services.set_evse_status(EVSE, "BLOCKED")
     outbox.drain(emsp.partner.pk)
