@@ -43,6 +43,7 @@ from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.parties import our_parties
 from ocpi_platform.ocpi.types import InterfaceRole, Role, format_datetime, now_utc
+from outbox import services as outbox
 
 from . import services
 from .apps import RECEIVING_ROLES
@@ -234,6 +235,10 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
         current.message = current.message or "A sync of this partner is already running."
         return current
     sync, continued = claim
+    held = outbox.asked_to_wait(partner_id)
+    if held is not None:
+        # The partner asked us (Retry-After, on a push or a pull) to wait: so does this pull.
+        return _wait(partner, sync, _Crawl(listed=None), "The partner asked us to wait.", held)
     # A wait before the first page lost nothing: that run starts from the beginning.
     continued = continued and bool(sync.next_url)
     params = None if sync.full else {"date_from": format_datetime(sync.synced_until)}  # type: ignore[arg-type]
@@ -255,8 +260,11 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
                 if progress:
                     progress(sync)
     except PartnerError as exc:
+        if exc.retry_after is not None and not exc.permanent:
+            outbox.hold(partner.pk, exc.retry_after)  # pushes to the partner wait too
         if exc.retry_after is not None and not exc.permanent and sync.waits < MAX_WAITS:
-            return _wait(partner, sync, crawl, exc, exc.retry_after, progress)
+            sync.waits += 1
+            return _wait(partner, sync, crawl, str(exc), exc.retry_after, progress)
         failure = str(exc)
         if exc.retry_after is not None and not exc.permanent:
             failure += f" The partner asked us to wait {sync.waits + 1} times in a row."
@@ -295,15 +303,14 @@ def _wait(
     partner: Partner,
     sync: LocationSync,
     crawl: _Crawl,
-    exc: PartnerError,
+    why: str,
     seconds: float,
-    progress: Progress | None,
+    progress: Progress | None = None,
 ) -> LocationSync:
     """The partner asked us to retry later: WAITING, and the task sent for no earlier than that."""
     sync.state = SyncState.WAITING
-    sync.waits += 1
     sync.retry_at = now_utc() + timedelta(seconds=seconds)
-    sync.message = _summary(sync, crawl, failure=str(exc), waiting=sync.retry_at)
+    sync.message = _summary(sync, crawl, failure=why, waiting=sync.retry_at)
     _save(sync)
     logger.info("Location sync of %s: %s", partner.name, sync.message)
     # The eta is taken after retry_at: the continued run never finds it still in the future.

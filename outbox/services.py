@@ -298,7 +298,7 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
             cancel_open(partner, not_connected(partner.status))
             return 0
         # The partner asked us to wait (Retry-After): nothing goes before that.
-        retry_in = _asked_to_wait(partner_id)
+        retry_in = asked_to_wait(partner_id)
         if retry_in is None:
             sent, retry_in, lost = _send_due(partner, owner)
     finally:
@@ -314,8 +314,19 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
     return sent
 
 
-def _asked_to_wait(partner_id: int) -> float | None:
-    """Seconds until the partner's ``Retry-After`` is over, or None when it is."""
+def hold(partner_id: int, seconds: float) -> None:
+    """The partner asked us (``Retry-After``) to call it again no earlier than in ``seconds``:
+    every push and pull to it waits until then (a later hold never shortens an earlier one)."""
+    until = now_utc() + timedelta(seconds=seconds)
+    OutboxLease.objects.get_or_create(partner_id=partner_id)
+    OutboxLease.objects.filter(partner_id=partner_id).filter(
+        Q(not_before__isnull=True) | Q(not_before__lt=until)
+    ).update(not_before=until)
+
+
+def asked_to_wait(partner_id: int) -> float | None:
+    """Seconds until the partner's ``Retry-After`` is over, or None when it is (pushes and
+    pulls)."""
     not_before = (
         OutboxLease.objects.filter(partner_id=partner_id)
         .values_list("not_before", flat=True)
@@ -394,9 +405,7 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
             if exc.retry_after is not None:
                 # The partner said when to come back: no earlier, for any of its rows.
                 delay = max(delay, exc.retry_after)
-                OutboxLease.objects.filter(partner_id=partner.pk).update(
-                    not_before=answered + timedelta(seconds=exc.retry_after)
-                )
+                hold(partner.pk, exc.retry_after)
             row.next_attempt_at = answered + timedelta(seconds=delay)
             if not _finish(row, DeliveryState.PENDING, exc.message):
                 return None  # cancelled while in flight (the partner went OFFLINE): stays so

@@ -27,6 +27,8 @@ from locations.models import Location, LocationSync, SyncState
 from locations.paths import ObjectPath
 from ocpi_platform.ocpi.client import use_transport
 from ocpi_platform.ocpi.types import format_datetime, now_utc
+from outbox import services as outbox
+from outbox.models import OutboxLease
 from tests.conftest import RegisteredPartner, load_example
 from tests.fakes.locations_partner import LocationsPartner
 from tests.fakes.partner import envelope
@@ -610,6 +612,13 @@ def test_a_queued_pull_that_cannot_run_ends_failed_with_the_reason(cpo, partner)
 # --- a partner that asks us to retry later (Retry-After) -----------------------------------
 
 
+def time_has_come(cpo: Any) -> None:
+    """The time the partner asked us to wait (Retry-After) is over: for the pull and the
+    partner's other traffic."""
+    LocationSync.objects.filter(partner=cpo.partner).update(retry_at=now_utc())
+    OutboxLease.objects.filter(partner=cpo.partner).update(not_before=None)
+
+
 class BusyPartner(LocationsPartner):
     """Answers the list requests numbered in ``busy`` (1-based) with 429 and ``Retry-After``."""
 
@@ -667,7 +676,7 @@ def test_a_429_with_retry_after_makes_the_pull_wait_and_continue_at_that_page_no
     assert sent[1]["countdown"] in (7, 8)
 
     # The time has come: the pull continues at the page that was refused.
-    LocationSync.objects.filter(partner=cpo.partner).update(retry_at=now_utc())
+    time_has_come(cpo)
     with use_transport(busy.transport()):
         message = tasks.pull_locations(partner_id=cpo.partner.pk, full=True)
 
@@ -699,7 +708,7 @@ def test_a_retry_after_date_on_a_503_is_the_earliest_next_attempt(
     assert row(cpo).next_url == ""  # the first page: it starts over
     assert sent[0]["countdown"] in (119, 120)
 
-    LocationSync.objects.filter(partner=cpo.partner).update(retry_at=now_utc())
+    time_has_come(cpo)
     with use_transport(busy.transport()):
         done = sync.pull(cpo.partner.pk)
     assert (done.state, done.stored) == (SyncState.DONE, 1)
@@ -716,7 +725,7 @@ def test_a_partner_that_keeps_asking_to_wait_fails_the_pull(
     with use_transport(busy.transport()), django_capture_on_commit_callbacks(execute=True):
         for _ in range(sync.MAX_WAITS):
             assert sync.pull(cpo.partner.pk).state == SyncState.WAITING
-            LocationSync.objects.filter(partner=cpo.partner).update(retry_at=now_utc())
+            time_has_come(cpo)
         failed = sync.pull(cpo.partner.pk)
 
     assert failed.state == SyncState.FAILED
@@ -921,3 +930,34 @@ def test_the_command_reports_a_waiting_pull_and_the_worker_continues_it(
     assert result["retry_at"] == format_datetime(row(cpo).retry_at)
     assert result["progress_at"] is not None
     assert sent == [{"kwargs": {"partner_id": cpo.partner.pk, "full": True}, "countdown": 30}]
+
+
+def test_a_pulls_retry_after_holds_the_partners_pushes_too(
+    cpo, sent, django_capture_on_commit_callbacks
+):
+    busy = BusyPartner(locations=[served("LOC1")], busy={1: (429, "8")})
+    with use_transport(busy.transport()), django_capture_on_commit_callbacks(execute=True):
+        assert sync.pull(cpo.partner.pk).state == SyncState.WAITING
+
+    wait = outbox.asked_to_wait(cpo.partner.pk)
+    assert wait is not None
+    assert 7 < wait <= 8
+
+
+def test_a_retry_after_met_by_a_push_makes_the_pull_wait_without_calling(
+    cpo, partner, sent, django_capture_on_commit_callbacks
+):
+    outbox.hold(cpo.partner.pk, 30)  # what a push answered 429 + Retry-After: 30 leaves
+
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = sync.pull(cpo.partner.pk)
+
+    assert waiting.state == SyncState.WAITING
+    assert partner.requests == []
+    assert f"waiting until {format_datetime(waiting.retry_at)}" in waiting.message
+    assert "The partner asked us to wait." in waiting.message
+    assert sent[0]["countdown"] in (29, 30)
+    assert waiting.waits == 0  # not the partner refusing this pull: it does not count
+
+    time_has_come(cpo)
+    assert sync.pull(cpo.partner.pk).state == SyncState.DONE
