@@ -19,6 +19,7 @@ from rest_framework import serializers
 
 from ocpi_platform.ocpi.fields import (
     IMAGE_CATEGORIES,
+    PATCH_NEEDS_LAST_UPDATED,
     BusinessDetailsSerializer,
     CiString,
     DisplayTextSerializer,
@@ -31,7 +32,7 @@ from ocpi_platform.ocpi.fields import (
     StrictInt,
     StrictNumber,
     UrlField,
-    json_kind,
+    validate_object,
 )
 from ocpi_platform.ocpi.types import parse_datetime
 
@@ -186,8 +187,6 @@ ENERGY_SOURCE_CATEGORIES: tuple[str, ...] = (
 )
 ENVIRONMENTAL_IMPACT_CATEGORIES: tuple[str, ...] = ("NUCLEAR_WASTE", "CARBON_DIOXIDE")
 TOKEN_TYPES: tuple[str, ...] = ("AD_HOC_USER", "APP_USER", "OTHER", "RFID")
-
-PATCH_NEEDS_LAST_UPDATED = "This field is required; every PATCH must carry it."
 
 
 def choices(values: Iterable[str]) -> list[tuple[str, str]]:
@@ -444,38 +443,9 @@ class LocationSerializer(serializers.Serializer[Any]):
 # --- Entry points -------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """Plain dicts and lists all the way down (no OrderedDict/ReturnDict)."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _validate(
-    serializer_class: type[serializers.Serializer[Any]], data: Any, *, partial: bool = False
-) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise serializers.ValidationError(
-            {"non_field_errors": [f"expected a JSON object, got {json_kind(data)}"]}
-        )
-    serializer = serializer_class(data=data)
-    if partial:
-        # Not DRF's partial=True: that would also let nested objects go incomplete. Only the
-        # top-level fields become optional; each present one is validated in full.
-        for name, field in serializer.fields.items():
-            field.required = name == "last_updated"
-        serializer.fields["last_updated"].error_messages["required"] = PATCH_NEEDS_LAST_UPDATED
-    if not serializer.is_valid():
-        raise serializers.ValidationError(serializer.errors)
-    result: dict[str, Any] = _plain(serializer.validated_data)
-    return result
-
-
 def validate_location(data: Any, *, partial: bool = False) -> dict[str, Any]:
     """A Location (PUT body, or with ``partial=True`` a PATCH body)."""
-    return _validate(LocationSerializer, data, partial=partial)
+    return validate_object(LocationSerializer, data, partial=partial)
 
 
 def _status_patch(data: Any) -> dict[str, Any] | None:
@@ -498,19 +468,19 @@ def validate_evse(data: Any, *, partial: bool = False) -> dict[str, Any]:
     """An EVSE (PUT body, or with ``partial=True`` a PATCH body)."""
     if partial and (quick := _status_patch(data)) is not None:
         return quick
-    return _validate(EvseSerializer, data, partial=partial)
+    return validate_object(EvseSerializer, data, partial=partial)
 
 
 def validate_connector(data: Any, *, partial: bool = False) -> dict[str, Any]:
     """A Connector (PUT body, or with ``partial=True`` a PATCH body)."""
-    return _validate(ConnectorSerializer, data, partial=partial)
+    return validate_object(ConnectorSerializer, data, partial=partial)
 
 
 def validate_hours(data: Any) -> dict[str, Any]:
     """An Hours object (Location.opening_times)."""
-    return _validate(HoursSerializer, data)
+    return validate_object(HoursSerializer, data)
 
 
 def validate_energy_mix(data: Any) -> dict[str, Any]:
     """An EnergyMix object (Location.energy_mix)."""
-    return _validate(EnergyMixSerializer, data)
+    return validate_object(EnergyMixSerializer, data)

@@ -13,7 +13,7 @@ ready for ``ocpi_platform.ocpi.envelope.describe_validation_errors``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from rest_framework import serializers
@@ -28,8 +28,8 @@ from ocpi_platform.ocpi.fields import (
     StrictInt,
     StrictNumber,
     UrlField,
-    json_kind,
-    strip_nulls,
+    as_json,
+    validate_object,
 )
 from ocpi_platform.ocpi.types import format_datetime
 
@@ -255,40 +255,13 @@ class TariffSerializer(serializers.Serializer[Any]):
 # --- Entry points -------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """Plain dicts and lists all the way down (no OrderedDict/ReturnDict)."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
 def validate_tariff(data: Any) -> dict[str, Any]:
     """A Tariff (PUT body, or one object of the sender's list)."""
-    if not isinstance(data, Mapping):
-        raise serializers.ValidationError(
-            {"non_field_errors": [f"expected a JSON object, got {json_kind(data)}"]}
-        )
-    serializer = TariffSerializer(data=data)
-    if not serializer.is_valid():
-        raise serializers.ValidationError(serializer.errors)
-    result: dict[str, Any] = _plain(serializer.validated_data)
-    return result
-
-
-def _as_json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, Mapping):
-        return {key: _as_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_as_json(item) for item in value]
-    return value
+    return validate_object(TariffSerializer, data)
 
 
 def render_tariff(tariff: Mapping[str, Any]) -> dict[str, Any]:
     """A validated Tariff as OCPI JSON: DateTimes as ``format_datetime`` writes them, absent or
     null optional fields left out. Keys keep their order (validation gives the spec's)."""
-    result: dict[str, Any] = strip_nulls(_as_json(tariff))
+    result: dict[str, Any] = as_json(tariff)
     return result

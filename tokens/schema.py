@@ -19,23 +19,22 @@ uid, contract_id or visual_number.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from rest_framework import serializers
 
-from locations.schema import PATCH_NEEDS_LAST_UPDATED, TOKEN_TYPES
+from locations.schema import TOKEN_TYPES
 from ocpi_platform.ocpi.fields import (
+    PATCH_NEEDS_LAST_UPDATED,
     CiString,
     DisplayTextSerializer,
     OcpiDateTime,
     OcpiString,
     StrictBoolean,
     StrictChoice,
-    json_kind,
-    strip_nulls,
+    as_json,
+    validate_object,
 )
-from ocpi_platform.ocpi.types import format_datetime
 
 __all__ = [
     "ALLOWED_TYPES",
@@ -129,35 +128,6 @@ class AuthorizationInfoSerializer(serializers.Serializer[Any]):
 # --- Entry points -------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """Plain dicts and lists all the way down (no OrderedDict/ReturnDict)."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _validate(
-    serializer_class: type[serializers.Serializer[Any]], data: Any, *, partial: bool = False
-) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise serializers.ValidationError(
-            {"non_field_errors": [f"expected a JSON object, got {json_kind(data)}"]}
-        )
-    serializer = serializer_class(data=data)
-    if partial:
-        # Not DRF's partial=True: that would also let nested objects go incomplete. Only the
-        # top-level fields become optional; each present one is validated in full.
-        for name, field in serializer.fields.items():
-            field.required = name == "last_updated"
-        serializer.fields["last_updated"].error_messages["required"] = PATCH_NEEDS_LAST_UPDATED
-    if not serializer.is_valid():
-        raise serializers.ValidationError(serializer.errors)
-    result: dict[str, Any] = _plain(serializer.validated_data)
-    return result
-
-
 def _check_key(token: Mapping[str, Any], key: TokenKey | None, *, partial: bool) -> None:
     errors: dict[str, list[str]] = {}
     for name in KEY_FIELDS:
@@ -183,39 +153,29 @@ def validate_token(
     ``key``: the token the URL names. A PATCH may repeat it but not change it (without ``key``
     it may not carry any key field); a PUT body must name it.
     """
-    result = _validate(TokenSerializer, data, partial=partial)
+    result = validate_object(TokenSerializer, data, partial=partial)
     _check_key(result, key, partial=partial)
     return result
 
 
 def validate_location_references(data: Any) -> dict[str, Any]:
     """LocationReferences: the (optional) body of a real-time authorize POST."""
-    return _validate(LocationReferencesSerializer, data)
+    return validate_object(LocationReferencesSerializer, data)
 
 
 def validate_authorization_info(data: Any) -> dict[str, Any]:
     """AuthorizationInfo: the eMSP's answer to a real-time authorize POST."""
-    return _validate(AuthorizationInfoSerializer, data)
-
-
-def _as_json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, Mapping):
-        return {key: _as_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_as_json(item) for item in value]
-    return value
+    return validate_object(AuthorizationInfoSerializer, data)
 
 
 def render_token(token: Mapping[str, Any]) -> dict[str, Any]:
     """A validated Token as OCPI JSON: ``last_updated`` as ``format_datetime`` writes it, absent
     or null optional fields left out. Keys keep their order (validation gives the spec's)."""
-    result: dict[str, Any] = strip_nulls(_as_json(token))
+    result: dict[str, Any] = as_json(token)
     return result
 
 
 def render_authorization_info(info: Mapping[str, Any]) -> dict[str, Any]:
     """A validated AuthorizationInfo as OCPI JSON (its token as ``render_token`` writes it)."""
-    result: dict[str, Any] = strip_nulls(_as_json(info))
+    result: dict[str, Any] = as_json(info)
     return result

@@ -252,3 +252,55 @@ def check_url_ids(
         except serializers.ValidationError as exc:
             why = "; ".join(describe_validation_errors(exc.detail))
             raise InvalidParameters(f"The {name} in the URL is not valid: {why}.") from None
+
+
+# --- Validating and rendering a module's objects ------------------------------------------------
+
+PATCH_NEEDS_LAST_UPDATED = "This field is required; every PATCH must carry it."
+
+
+def plain(value: Any) -> Any:
+    """Plain dicts and lists all the way down (no OrderedDict/ReturnDict)."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def validate_object(
+    serializer_class: type[serializers.Serializer[Any]], data: Any, *, partial: bool = False
+) -> dict[str, Any]:
+    """Validate one OCPI object (a PUT body, or with ``partial`` a PATCH body) and give back a
+    plain dict of what was present. Errors: DRF's ValidationError with the nested detail."""
+    if not isinstance(data, Mapping):
+        raise serializers.ValidationError(
+            {"non_field_errors": [f"expected a JSON object, got {json_kind(data)}"]}
+        )
+    serializer = serializer_class(data=data)
+    if partial:
+        # Not DRF's partial=True: that would also let nested objects go incomplete. Only the
+        # top-level fields become optional; each present one is validated in full.
+        for name, field in serializer.fields.items():
+            field.required = name == "last_updated"
+        serializer.fields["last_updated"].error_messages["required"] = PATCH_NEEDS_LAST_UPDATED
+    if not serializer.is_valid():
+        raise serializers.ValidationError(serializer.errors)
+    result: dict[str, Any] = plain(serializer.validated_data)
+    return result
+
+
+def as_json(value: Any) -> Any:
+    """A validated object back as OCPI JSON values: DateTimes as ``format_datetime`` writes
+    them, nulls (absent optional fields) left out, key order kept."""
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, datetime):
+            return format_datetime(item)
+        if isinstance(item, Mapping):
+            return {key: convert(sub) for key, sub in item.items()}
+        if isinstance(item, list | tuple):
+            return [convert(sub) for sub in item]
+        return item
+
+    return strip_nulls(convert(value))
