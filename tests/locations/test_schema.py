@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +16,11 @@ from locations.schema import (
     validate_hours,
     validate_location,
 )
-from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.types import format_datetime
 from tests.conftest import load_example
+from tests.schema_helpers import MISSING, assert_error, assert_plain, changed, errors
 
 NOW = "2019-06-24T12:39:09Z"
-MISSING = object()
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -37,41 +34,6 @@ def as_json(value: Any) -> Any:
     if isinstance(value, list):
         return [as_json(item) for item in value]
     return value
-
-
-def assert_plain(value: Any) -> None:
-    """Plain dicts and lists all the way down."""
-    if isinstance(value, dict):
-        assert type(value) is dict
-        for item in value.values():
-            assert_plain(item)
-    elif isinstance(value, list):
-        assert type(value) is list
-        for item in value:
-            assert_plain(item)
-
-
-def errors(validate: Callable[..., Any], data: Any, **kwargs: Any) -> list[str]:
-    with pytest.raises(ValidationError) as info:
-        validate(data, **kwargs)
-    return describe_validation_errors(info.value.detail)
-
-
-def assert_error(lines: list[str], expected: str) -> None:
-    assert any(line.startswith(expected) for line in lines), lines
-
-
-def changed(base: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    """A deep copy of ``base`` with the value at ``path`` replaced (or removed: MISSING)."""
-    data = copy.deepcopy(base)
-    target: Any = data
-    for key in path[:-1]:
-        target = target[key]
-    if value is MISSING:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return data
 
 
 def location() -> dict[str, Any]:

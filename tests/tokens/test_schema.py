@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from rest_framework.serializers import ValidationError
 
 from locations.schema import PATCH_NEEDS_LAST_UPDATED
-from ocpi_platform.ocpi.envelope import describe_validation_errors
 from tests.conftest import FIXTURES, load_example
+from tests.schema_helpers import MISSING, assert_error, assert_plain, changed, errors
 from tokens.schema import (
     TokenKey,
     render_authorization_info,
@@ -23,45 +20,9 @@ from tokens.schema import (
     validate_token,
 )
 
-MISSING = object()
 NOW = "2019-06-19T02:11:11Z"
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def assert_plain(value: Any) -> None:
-    """Plain dicts and lists all the way down."""
-    if isinstance(value, dict):
-        assert type(value) is dict
-        for item in value.values():
-            assert_plain(item)
-    elif isinstance(value, list):
-        assert type(value) is list
-        for item in value:
-            assert_plain(item)
-
-
-def errors(validate: Callable[..., Any], data: Any, **kwargs: Any) -> list[str]:
-    with pytest.raises(ValidationError) as info:
-        validate(data, **kwargs)
-    return describe_validation_errors(info.value.detail)
-
-
-def assert_error(lines: list[str], expected: str) -> None:
-    assert any(line.startswith(expected) for line in lines), lines
-
-
-def changed(base: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    """A deep copy of ``base`` with the value at ``path`` replaced (or removed: MISSING)."""
-    data = copy.deepcopy(base)
-    target: Any = data
-    for key in path[:-1]:
-        target = target[key]
-    if value is MISSING:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return data
 
 
 def token() -> dict[str, Any]:
