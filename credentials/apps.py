@@ -12,6 +12,10 @@ class CredentialsConfig(AppConfig):
         from ocpi_platform.ocpi.types import InterfaceRole
 
         # Our credentials endpoint; the role has no meaning for credentials (spec advises SENDER).
+        # The versions list and the version details live here too, at /ocpi/versions.
+        registry.mount("credentials.urls", prefix="")
         registry.register(
-            registry.ModuleEndpoint("credentials", InterfaceRole.SENDER, "ocpi:credentials")
+            registry.ModuleEndpoint(
+                registry.ModuleId.CREDENTIALS, InterfaceRole.SENDER, "ocpi:credentials"
+            )
         )

@@ -30,6 +30,7 @@ class HubclientinfoConfig(AppConfig):
 
         from . import services
 
+        registry.mount("hubclientinfo.urls")
         registry.register(
             registry.ModuleEndpoint(
                 services.MODULE, InterfaceRole.SENDER, "ocpi:hubclientinfo-sender", _we_send

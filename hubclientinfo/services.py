@@ -25,10 +25,11 @@ from ocpi_platform.ocpi.fields import OcpiDateTime, PatternString, StrictChoice
 from ocpi_platform.ocpi.pagination import PageRequest
 from ocpi_platform.ocpi.parties import has_role
 from ocpi_platform.ocpi.principal import PartnerPrincipal
+from ocpi_platform.ocpi.registry import ModuleId
 from ocpi_platform.ocpi.types import InterfaceRole, Role, format_datetime
 from outbox.services import Message, Target, enqueue
 
-MODULE = "hubclientinfo"
+MODULE = ModuleId.HUB_CLIENT_INFO
 
 
 def we_are_hub() -> bool:

@@ -31,14 +31,16 @@ class LocationsConfig(AppConfig):
 
         from . import push, tasks
 
+        registry.mount("locations.urls")
+        locations = registry.ModuleId.LOCATIONS
         registry.register(
             registry.ModuleEndpoint(
-                "locations", InterfaceRole.SENDER, "ocpi:locations-sender", _we_send
+                locations, InterfaceRole.SENDER, "ocpi:locations-sender", _we_send
             )
         )
         registry.register(
             registry.ModuleEndpoint(
-                "locations", InterfaceRole.RECEIVER, "ocpi:locations-receiver", _we_receive
+                locations, InterfaceRole.RECEIVER, "ocpi:locations-receiver", _we_receive
             )
         )
         partner_registered.connect(tasks.on_partner_registered, dispatch_uid="locations")

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from credentials.models import Partner, PartnerRole
 from ocpi_platform.ocpi.parties import Party
+from ocpi_platform.ocpi.registry import ModuleId
 from ocpi_platform.ocpi.types import InterfaceRole, Role
 from outbox.services import Message, Target, enqueue
 
@@ -21,7 +22,7 @@ from .apps import RECEIVING_ROLES as RECEIVING
 from .models import Location
 from .paths import ObjectPath, select
 
-MODULE = "locations"
+MODULE = ModuleId.LOCATIONS
 # In order of preference for the OCPI-to-* headers.
 RECEIVING_ROLES = tuple(Role(r) for r in RECEIVING)
 

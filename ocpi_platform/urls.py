@@ -3,12 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-# Every OCPI module mounts its paths here, under one "ocpi" namespace.
-ocpi_patterns = [
-    path("", include("credentials.urls")),
-    path("2.2.1/", include("locations.urls")),
-    path("2.2.1/", include("hubclientinfo.urls")),
-]
+from ocpi_platform.ocpi import registry
+
+# Every OCPI module mounts its paths (``registry.mount`` in its AppConfig.ready), under one
+# "ocpi" namespace: adding a module is adding an app, this file does not change.
+ocpi_patterns = [path(prefix, include(urls)) for prefix, urls in registry.url_modules()]
 
 urlpatterns = [
     path("ocpi/", include((ocpi_patterns, "ocpi"), namespace="ocpi")),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -25,9 +26,23 @@ VERSION = "2.2.1"
 SUPPORTED_VERSIONS: tuple[str, ...] = (VERSION,)
 
 
+class ModuleId(StrEnum):
+    """The module identifiers of OCPI 2.2.1 (version details ``endpoints[].identifier``)."""
+
+    CDRS = "cdrs"
+    CHARGING_PROFILES = "chargingprofiles"
+    COMMANDS = "commands"
+    CREDENTIALS = "credentials"
+    HUB_CLIENT_INFO = "hubclientinfo"
+    LOCATIONS = "locations"
+    SESSIONS = "sessions"
+    TARIFFS = "tariffs"
+    TOKENS = "tokens"
+
+
 @dataclass(frozen=True)
 class ModuleEndpoint:
-    identifier: str
+    identifier: ModuleId
     role: InterfaceRole
     url_name: str
     enabled: Callable[[], bool] = lambda: True
@@ -50,8 +65,24 @@ ENTRY_POINTS = frozenset({"ocpi:versions", "ocpi:version-details"})
 CONFIGURATION_MODULES = frozenset({"versions", "credentials", "hubclientinfo"})
 
 
+# The URL modules the apps mount under /ocpi/ (prefix, dotted path), in registration order.
+_url_modules: list[tuple[str, str]] = []
+
+
 def register(endpoint: ModuleEndpoint) -> None:
     _endpoints[(endpoint.identifier, endpoint.role)] = endpoint
+
+
+def mount(urls: str, *, prefix: str = f"{VERSION}/") -> None:
+    """Serve the URL patterns of the module ``urls`` (dotted path) under ``/ocpi/{prefix}``: an
+    app declares its routes here, in ``AppConfig.ready()``; ``ocpi_platform.urls`` includes
+    every mounted module (no manual include)."""
+    if (prefix, urls) not in _url_modules:
+        _url_modules.append((prefix, urls))
+
+
+def url_modules() -> list[tuple[str, str]]:
+    return list(_url_modules)
 
 
 def endpoints() -> list[ModuleEndpoint]:
