@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -54,6 +55,17 @@ from .serializers import CredentialsSerializer, drop_invalid_optional, strip_nul
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT = timedelta(minutes=5)
+
+# The time limits of the task that runs a PartnerJob (credentials.tasks.run_partner_job).
+JOB_SOFT_TIME_LIMIT = 120
+JOB_TIME_LIMIT = 150
+# A job still RUNNING this long after its start outlived its task's hard time limit: the worker
+# running it died (OOM, SIGKILL). The margin covers clock differences between hosts.
+JOB_DEAD_AFTER = timedelta(seconds=JOB_TIME_LIMIT + 30)
+# The cleanup DELETE after an interruption (the soft time limit): the hard limit comes
+# JOB_TIME_LIMIT - JOB_SOFT_TIME_LIMIT = 30 s later, so the DELETE gets this read timeout (plus
+# OCPI_HTTP_CONNECT_TIMEOUT) and no second, unencoded attempt.
+LATE_DELETE_READ_TIMEOUT = 15.0
 
 
 class HandshakeFailed(Exception):
@@ -453,6 +465,8 @@ def _new_connection(
     partner, created = Partner.objects.select_for_update().get_or_create(
         name=name, defaults={"initiated_by": initiated_by}
     )
+    if not created and partner.state == PartnerState.REGISTERING and fail_dead_jobs_of(partner):
+        partner.refresh_from_db()  # a connect whose worker died is failed: connect again
     if not created and partner.state in (PartnerState.REGISTERED, PartnerState.REGISTERING):
         raise HandshakeFailed(
             f"{name} is {partner.get_state_display()}; unregister it before a new connection."
@@ -520,13 +534,30 @@ def _enqueue(partner: Partner, kind: JobKind) -> PartnerJob:
     return job
 
 
-def _connect(partner: Partner) -> str:
+class _JobGone(Exception):
+    """The job was failed as lost (``fail_dead_jobs``) while this run still went on."""
+
+
+def _job_running(job_id: int | None) -> bool:
+    return job_id is None or PartnerJob.objects.filter(pk=job_id, state=JobState.RUNNING).exists()
+
+
+def _interruption(exc: BaseException) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"The job ran out of time (the task's soft time limit, {JOB_SOFT_TIME_LIMIT} s)."
+    return f"The job was interrupted ({type(exc).__name__})."
+
+
+def _connect(partner: Partner, job_id: int | None = None) -> str:
     """We are the Initiator (spec credentials › Registration, steps 1-5 and 10).
 
-    Once the partner answered our POST it holds us as registered. Whatever fails after that
-    (an unreadable answer, a party that is ours or another connection's, one that another
-    connection registered meanwhile, a crash) revokes our TOKEN_B and sends the partner a
-    DELETE with the token it returned, so that neither side stays half registered.
+    From the moment our TOKEN_B exists until the registration is stored, whatever fails or
+    interrupts the run (a refusal, an unreadable answer, a party that is ours or another
+    connection's, one that another connection registered meanwhile, a crash, the soft time
+    limit, a job failed as lost meanwhile) revokes TOKEN_B. Once the partner answered our POST
+    it holds us as registered: we also send it a DELETE with the token it returned, so that
+    neither side stays half registered. An interruption that is not an ``Exception`` (e.g.
+    KeyboardInterrupt) is re-raised after that cleanup.
     """
     with _client(partner) as client:
         found = discover(client, partner.versions_url)
@@ -536,18 +567,42 @@ def _connect(partner: Partner) -> str:
             # Only what discovery changed: the row's status may have moved meanwhile.
             partner.save(update_fields=["version", "updated_at"])
             # Persist TOKEN_B before the POST: the partner calls us back with it meanwhile.
-            _, token_b = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
+            token_b_row, token_b = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
         try:
             reply = client.post(credentials_url, our_credentials(token_b))
         except (PartnerError, OcpiError) as exc:
             tokens.revoke(partner.inbound_tokens.all())
             raise HandshakeFailed(f"Registration refused or failed: {_message(exc)}") from None
+        except BaseException as exc:
+            # The partner may have taken our token, but its answer (and its token) is lost:
+            # we cannot tell it to forget us; our token stops working at once.
+            tokens.revoke(partner.inbound_tokens.all())
+            lost = (
+                "Our token for the partner is revoked; the partner may have registered us "
+                "before its answer was lost: ask its operator to remove that registration."
+            )
+            record(partner, "remote_unregister_failed", lost)
+            if not isinstance(exc, Exception):
+                raise
+            if isinstance(exc, SoftTimeLimitExceeded):
+                reason = _interruption(exc)
+            else:
+                logger.exception("registration POST to partner %s crashed", partner.name)
+                reason = f"Internal error ({type(exc).__name__}); see the worker log."
+            raise HandshakeFailed(f"{reason} {lost}") from None
         encoding = client.encoding
+    offer: Offer | None = None
     try:
         offer = parse_answer(partner, reply.data, source="The partner's credentials response")
         check_parties_available(partner, offer.parties)
         with transaction.atomic():
             partner = Partner.objects.select_for_update().get(pk=partner.pk)
+            if job_id is not None and not (
+                PartnerJob.objects.select_for_update()
+                .filter(pk=job_id, state=JobState.RUNNING)
+                .exists()
+            ):
+                raise _JobGone
             check_parties_available(partner, offer.parties)
             # Another connection may commit one of these parties after the check: the unique
             # constraint refuses it (IntegrityError), handled below like the check's refusal.
@@ -559,30 +614,44 @@ def _connect(partner: Partner) -> str:
                 f"We registered with the partner: version {found.version}, parties "
                 f"{describe_parties(offer.parties)}, {len(found.endpoints)} endpoints.",
             )
-    except Exception as exc:
+    except BaseException as exc:
+        late = not isinstance(exc, Exception) or isinstance(exc, SoftTimeLimitExceeded)
         if isinstance(exc, OcpiError):
             reason = f"Registration refused here: {exc.message}"
         elif isinstance(exc, IntegrityError):
+            parties = describe_parties(offer.parties) if offer is not None else "none"
             reason = (
                 "Registration refused here: one of the partner's parties "
-                f"({describe_parties(offer.parties)}) was just registered by another connection."
+                f"({parties}) was just registered by another connection."
             )
+        elif isinstance(exc, _JobGone):
+            reason = "This job was failed as lost (past its time limit) while it ran."
+        elif late:
+            reason = _interruption(exc)
         else:
             logger.exception("registration with partner %s crashed", partner.name)
             reason = f"Internal error ({type(exc).__name__}); see the worker log."
-        tokens.revoke(partner.inbound_tokens.all())
+        if isinstance(exc, _JobGone):
+            # The partner may be on a new connection since: only this run's token goes.
+            tokens.revoke(InboundToken.objects.filter(pk=token_b_row.pk))
+        else:
+            tokens.revoke(partner.inbound_tokens.all())
         undone = _undo_remote_registration(
-            partner, credentials_url, offered_token(reply.data), encoding
+            partner, credentials_url, offered_token(reply.data), encoding, late=late
         )
+        if not isinstance(exc, Exception):
+            raise
         raise HandshakeFailed(f"{reason} {undone}") from None
     return f"Registered with {partner.name} (OCPI {found.version})."
 
 
 def _undo_remote_registration(
-    partner: Partner, url: str, token: str | None, encoding: TokenEncoding
+    partner: Partner, url: str, token: str | None, encoding: TokenEncoding, *, late: bool = False
 ) -> str:
     """Best effort, bounded by the client's timeouts, never raises: DELETE credentials at the
-    partner with the token it just returned; the outcome is recorded and returned."""
+    partner with the token it just returned; the outcome is recorded and returned. ``late``
+    (after the soft time limit or an interruption): a shorter read timeout and no unencoded
+    second attempt, so that the DELETE ends before the task's hard time limit."""
     if token is None:
         outcome = (
             "The partner's answer carried no usable token, so it could not be told to forget "
@@ -591,7 +660,13 @@ def _undo_remote_registration(
         record(partner, "remote_unregister_failed", outcome)
         return outcome
     try:
-        with OcpiClient(token, encoding=encoding) as client:
+        with OcpiClient(
+            token,
+            encoding=encoding,
+            read_timeout=LATE_DELETE_READ_TIMEOUT if late else None,
+            encoding_fallback=not late,
+            on_refused=urlrefusals.recorder(partner.pk),
+        ) as client:
             client.delete(url)
     except Exception as exc:
         outcome = f"Unregistering at the partner failed too: {_message(exc)}"
@@ -696,15 +771,24 @@ def _message(exc: Exception) -> str:
 
 
 def run_job(job_id: int) -> None:
-    """Run one PartnerJob once: claimed first, so a duplicate task message does nothing."""
+    """Run one PartnerJob once: claimed first, so a duplicate task message does nothing.
+
+    A message delivered again after its worker died (``task_reject_on_worker_lost``) finds the
+    job RUNNING: within ``JOB_DEAD_AFTER`` of its start it does nothing (the job may still be
+    running elsewhere); later the job is failed as lost (``fail_dead_jobs``), not run again.
+    """
     now = now_utc()
-    stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-    claimed = (
-        PartnerJob.objects.filter(pk=job_id)
-        .filter(Q(state=JobState.PENDING) | Q(state=JobState.RUNNING, started_at__lt=stale))
-        .update(state=JobState.RUNNING, started_at=now)
+    claimed = PartnerJob.objects.filter(pk=job_id, state=JobState.PENDING).update(
+        state=JobState.RUNNING, started_at=now
     )
     if not claimed:
+        partner_id = (
+            PartnerJob.objects.filter(pk=job_id, state=JobState.RUNNING)
+            .values_list("partner_id", flat=True)
+            .first()
+        )
+        if partner_id is not None:
+            _fail_dead_jobs_of_partner(partner_id)
         return
     job = PartnerJob.objects.select_related("partner").get(pk=job_id)
     partner = job.partner
@@ -714,28 +798,127 @@ def run_job(job_id: int) -> None:
     try:
         if job.kind != JobKind.CONNECT and not Partner.objects.get(pk=partner.pk).is_registered:
             raise HandshakeFailed(f"{partner.name} is no longer registered.")
-        message = _RUNNERS[job.kind](Partner.objects.get(pk=partner.pk))
+        current = Partner.objects.get(pk=partner.pk)
+        if job.kind == JobKind.CONNECT:
+            message = _connect(current, job_id=job.pk)
+        else:
+            message = _RUNNERS[job.kind](current)
     except (HandshakeFailed, OcpiError, PartnerError) as exc:
         reason = _message(exc)
-        if job.kind == JobKind.CONNECT:
-            _fail(partner.pk, "registration_failed", reason)
-        else:
-            record(partner, f"{job.kind.lower()}_failed", reason)
-        _finish(job, JobState.FAILED, reason)
+        _failed(job, reason)
     except Exception as exc:
-        logger.exception("partner job %s (%s) crashed", job_id, job.kind)
-        reason = f"Internal error ({type(exc).__name__}); see the worker log."
-        if job.kind == JobKind.CONNECT:
-            _fail(partner.pk, "registration_failed", reason)
-        _finish(job, JobState.FAILED, reason)
+        if isinstance(exc, SoftTimeLimitExceeded):
+            reason = _interruption(exc)
+        else:
+            logger.exception("partner job %s (%s) crashed", job_id, job.kind)
+            reason = f"Internal error ({type(exc).__name__}); see the worker log."
+        _failed(job, reason, record_other=False)
+    except BaseException as exc:
+        # KeyboardInterrupt, SystemExit: the job ends here; the interruption goes on.
+        try:
+            _failed(job, _interruption(exc), record_other=False)
+        except Exception:
+            logger.exception("partner job %s (%s): its failure was not stored", job_id, job.kind)
+        raise
     else:
         _finish(job, JobState.SUCCEEDED, message)
     finally:
         release(partner.pk)
 
 
+def _failed(job: PartnerJob, reason: str, *, record_other: bool = True) -> None:
+    """The job failed: the partner's state (a connect) or its trail says why. Nothing when the
+    job is no longer RUNNING (``fail_dead_jobs`` failed it as lost meanwhile)."""
+    if not _job_running(job.pk):
+        return
+    if job.kind == JobKind.CONNECT:
+        _fail(job.partner_id, "registration_failed", reason)
+    elif record_other:
+        record(job.partner, f"{job.kind.lower()}_failed", reason)
+    _finish(job, JobState.FAILED, reason)
+
+
 def _finish(job: PartnerJob, state: JobState, message: str) -> None:
-    job.state = state
-    job.message = message
-    job.finished_at = now_utc()
-    job.save(update_fields=["state", "message", "finished_at"])
+    """Store the outcome, unless the job is no longer RUNNING (failed as lost meanwhile)."""
+    finished_at = now_utc()
+    if (
+        PartnerJob.objects.filter(pk=job.pk, state=JobState.RUNNING).update(
+            state=state, message=message, finished_at=finished_at
+        )
+        == 1
+    ):
+        job.state, job.message, job.finished_at = state, message, finished_at
+
+
+# --- jobs whose worker died ---------------------------------------------------------------------
+
+
+def _dead_cutoff() -> datetime:
+    return now_utc() - JOB_DEAD_AFTER
+
+
+def fail_dead_jobs() -> int:
+    """Beat (``credentials.tasks.fail_dead_partner_jobs``): fail every job still RUNNING
+    ``JOB_DEAD_AFTER`` after its start; its worker died. Idempotent; returns how many."""
+    partner_ids = (
+        PartnerJob.objects.filter(state=JobState.RUNNING, started_at__lt=_dead_cutoff())
+        .values_list("partner_id", flat=True)
+        .distinct()
+    )
+    return sum(_fail_dead_jobs_of_partner(pk) for pk in list(partner_ids))
+
+
+def _fail_dead_jobs_of_partner(partner_id: int) -> int:
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().filter(pk=partner_id).first()
+        return 0 if partner is None else fail_dead_jobs_of(partner)
+
+
+def fail_dead_jobs_of(partner: Partner) -> int:
+    """Inside the caller's transaction, with the partner row locked (so no operation on it
+    stores its outcome meanwhile): fail its dead jobs, re-read under lock (a job that finished
+    meanwhile is left alone, one whose start is recent too). A dead connect that had stored the
+    registration succeeded; one that had not leaves the partner FAILED with the tokens issued
+    for it revoked, as a failed connect does."""
+    cutoff = _dead_cutoff()
+    dead = list(
+        PartnerJob.objects.select_for_update()
+        .filter(partner=partner, state=JobState.RUNNING, started_at__lt=cutoff)
+        .order_by("pk")
+    )
+    lost = (
+        "The worker running this job was lost: the job was still running "
+        f"{JOB_DEAD_AFTER.total_seconds():g} s after its start, past its task's hard time "
+        f"limit ({JOB_TIME_LIMIT} s)."
+    )
+    for job in dead:
+        latest_connect = (
+            job.kind == JobKind.CONNECT
+            and not PartnerJob.objects.filter(
+                partner=partner, kind=JobKind.CONNECT, pk__gt=job.pk
+            ).exists()
+        )
+        state, message = JobState.FAILED, lost
+        if latest_connect and partner.state == PartnerState.REGISTERED:
+            state = JobState.SUCCEEDED
+            message = f"Registered with {partner.name}. {lost} It had stored the registration."
+            record(partner, "job_lost", message)
+        elif latest_connect and partner.state == PartnerState.REGISTERING:
+            # connect_partner revoked every earlier inbound token: these are this connect's.
+            tokens.revoke(partner.inbound_tokens.all())
+            message = (
+                f"{lost} Our token for the partner is revoked; connect again. If the partner "
+                "registered us meanwhile, ask its operator to remove that registration."
+            )
+            partner.state = PartnerState.FAILED
+            partner.failure_reason = message
+            partner.save(update_fields=["state", "failure_reason", "updated_at"])
+            record(partner, "registration_failed", message)
+        else:
+            record(partner, f"{job.kind.lower()}_failed", lost)
+        job.state, job.message, job.finished_at = state, message, now_utc()
+        job.save(update_fields=["state", "message", "finished_at"])
+    if dead and partner.busy_since is not None and partner.busy_since < cutoff:
+        release(partner.pk)  # the dead job's claim; a recent one belongs to a live operation
+        partner.busy_since = None
+    return len(dead)

@@ -9,10 +9,20 @@ from celery import shared_task
 from . import handshake, liveness
 
 
-@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+@shared_task(
+    acks_late=True,
+    soft_time_limit=handshake.JOB_SOFT_TIME_LIMIT,
+    time_limit=handshake.JOB_TIME_LIMIT,
+)
 def run_partner_job(*, job_id: int) -> None:
     """Connect, rotate, unregister or refresh one partner. Claimed first: safe to run twice."""
     handshake.run_job(job_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def fail_dead_partner_jobs() -> int:
+    """Beat: fail the partner jobs whose worker died (still RUNNING past their time limit)."""
+    return handshake.fail_dead_jobs()
 
 
 # A run pings one partner after the other; each ping is bounded by the HTTP timeouts.

@@ -293,3 +293,13 @@ CELERY_BEAT_SCHEDULE["housekeeping-prune"] = {
 # Largest answer (decoded body) read from a partner, bytes; a larger one is refused without
 # reading the rest (PartnerProtocolError). 16 MiB holds a page of 1000 large locations.
 OCPI_HTTP_MAX_RESPONSE_BYTES = env.int("OCPI_HTTP_MAX_RESPONSE_BYTES", default=16 * 1024 * 1024)
+
+# --- Credentials: partner jobs whose worker died (credentials/handshake.py) -----------------
+# A connect, rotate, unregister or refresh job still RUNNING 180 s after its start (its task's
+# hard time limit, 150 s, plus a margin) lost its worker: this beat task fails it, and a dead
+# connect leaves the partner FAILED with its token revoked, so the operator can connect again.
+CELERY_BEAT_SCHEDULE["partner-job-sweep"] = {
+    "task": "credentials.tasks.fail_dead_partner_jobs",
+    "schedule": 60.0,
+    "options": {"expires": 54},
+}

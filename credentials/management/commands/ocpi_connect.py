@@ -56,12 +56,21 @@ class Command(PartnerCommand):
             else:
                 line = stream.readline()
             token = line.rstrip("\r\n")
-            if not token:
+            if not line:
                 raise CommandError("No token A on standard input (expected one line).")
+            if not token.strip():
+                raise CommandError(
+                    "No token A on standard input: the line is empty (expected one line with "
+                    "the token)."
+                )
             return token
         if options.get("token_a") is not None:
             return str(options["token_a"])
         token = os.environ.get(TOKEN_ENV, "")
+        if token and not token.strip():
+            raise CommandError(
+                f"Token A is empty: the environment variable {TOKEN_ENV} holds only spaces."
+            )
         if not token:
             raise CommandError(
                 f"Token A is missing: pass --token-a-stdin (and the token on standard input) or "
