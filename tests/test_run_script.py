@@ -1,6 +1,6 @@
 """scripts/run.sh stops everything it started: on SIGTERM to its process group, even twice (make
-passes the signal on), gracefully; on a second Ctrl-C in a terminal, at once (SIGKILL). Either
-way it exits only when no process it started runs any more.
+passes the signal on), gracefully; on a second Ctrl-C in a terminal, at once (SIGKILL); when one
+of its processes dies. In each case it exits only when no process it started runs any more.
 
 Runs the real script (embedded setup: SQLite and the filesystem broker in a temporary data
 folder, a free loopback port). Every process it starts inherits a marker variable, found in
@@ -250,3 +250,45 @@ def test_ctrl_c_twice_under_a_terminal_kills_every_process_at_once(tmp_path):
             process.kill()
             process.wait(5)
         os.close(master)
+
+
+@needs_proc
+@needs_runtime
+def test_when_one_process_dies_the_others_are_stopped(tmp_path):
+    marker = f"OCPI_RUN_SH_TEST={uuid.uuid4().hex}"
+    port = free_port()
+    env = script_env(marker, port, (tmp_path / "data").resolve())
+    log = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen(
+        [str(REPO / "scripts" / "run.sh")],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def output() -> str:
+        log.flush()
+        return (tmp_path / "run.log").read_text(errors="replace")[-6000:]
+
+    try:
+        wait_until_up(process, marker, port, output)
+        beat = [pid for pid, cmd in marked(marker).items() if " beat " in cmd]
+        assert len(beat) == 1, marked(marker)
+        os.kill(beat[0], signal.SIGKILL)
+
+        watch_stop(marker, STOP_WITHIN, output)
+        try:
+            code = process.wait(5)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"run.sh still runs with nothing left to stop\n{output()}")
+        assert code == 128 + signal.SIGKILL, output()
+        assert "The beat process exited (status 137); stopping the others." in output()
+    finally:
+        kill_marked(marker)
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        log.close()
