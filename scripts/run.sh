@@ -5,7 +5,8 @@
 # setup: SQLite in $OCPI_DATA_DIR/db.sqlite3 and the kombu filesystem broker in
 # $OCPI_DATA_DIR/broker. Before starting it creates .venv if needed, migrates, collects the
 # static files and makes sure the superuser "admin" exists. Ctrl-C or SIGTERM stops all three
-# processes; if one of them dies, the others are stopped too.
+# processes (SIGTERM, SIGKILL after 20 s; a second Ctrl-C or SIGTERM: SIGKILL at once) and exits
+# once they are gone; if one of them dies, the others are stopped too.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -107,100 +108,175 @@ Stop with Ctrl-C.
 
 INFO
 
-# Job control: each process runs in its own process group, with its children (gunicorn
-# workers, Celery pool processes), so that a group can be killed as a whole. A signal to this
-# script's process group (a terminal's Ctrl-C, a service manager, make forwarding it once more)
-# reaches this script only; the script stops the groups.
-set -m
+# Signals are only counted here: the loops below act on the counts. No trap runs a function or
+# exits (a trap doing that while a function runs is the likely source of a bash error seen once,
+# "pop_var_context: head of shell_variables not a function context", and an early exit). SIGHUP
+# (the terminal closed) stops like SIGTERM.
+ints=0
+terms=0
+first_signal=""
+trap 'ints=$((ints + 1)); first_signal=${first_signal:-INT}' INT
+trap 'terms=$((terms + 1)); first_signal=${first_signal:-TERM}' TERM
+trap 'terms=$((terms + 1)); first_signal=${first_signal:-HUP}' HUP
+
 pids=()
 names=()
-stopping=0
+stopped=0
 # Seconds the processes get to stop after SIGTERM (a Celery worker finishes its running tasks,
 # gunicorn its requests) before whatever is left of their groups gets SIGKILL.
 stop_timeout=20
+# A SIGTERM this soon (µs) after the one that began the stop is the same request: make passes
+# a SIGTERM on to this script, which also gets it from the process group.
+same_request_us=1000000
+
+# Waiting without a foreground process: read with a timeout from a FIFO nobody writes to. (A
+# foreground `sleep` would get the terminal under job control, and with it the next Ctrl-C.)
+pause_fifo="$OCPI_DATA_DIR/.run-$$.fifo"
+rm -f "$pause_fifo"
+mkfifo -m 600 "$pause_fifo"
+exec {pause_fd}<>"$pause_fifo"
+rm -f "$pause_fifo"
+pause() {
+    local line
+    read -r -t "$1" -u "$pause_fd" line || true
+}
+
+now_us=0
+clock() {
+    now_us=${EPOCHREALTIME:-}
+    now_us=${now_us//[!0-9]/}
+    now_us=${now_us:-$((SECONDS * 1000000))}
+}
 
 start() {
     local name="$1"
     shift
-    "$@" </dev/null &
+    "$@" </dev/null {pause_fd}<&- &
     pids+=("$!")
     names+=("$name")
 }
 
 # Whether any process of the groups is left (a group outlives its leader: orphaned children).
+# A zombie runs nothing: it does not count (an orphan's zombie waits for init to reap it).
 groups_alive() {
-    local pid
+    ((${#pids[@]})) || return 1
+    local pid file line state pgrp
+    if [[ -r /proc/self/stat ]]; then
+        for file in /proc/[0-9]*/stat; do
+            read -r line 2>/dev/null <"$file" || continue
+            read -r state _ pgrp _ <<<"${line##*) }"
+            [[ $state != Z && " ${pids[*]} " == *" $pgrp "* ]] && return 0
+        done
+        return 1
+    fi
     for pid in "${pids[@]}"; do
         kill -0 -- "-$pid" 2>/dev/null && return 0
     done
     return 1
 }
 
-kill_groups() {
+signal_groups() {
     local pid
     for pid in "${pids[@]}"; do
-        kill -KILL -- "-$pid" 2>/dev/null || true
+        kill "-$1" -- "-$pid" 2>/dev/null || true
     done
 }
 
 # Stop gracefully: SIGTERM to each process (gunicorn and Celery stop their own children); wait
-# until every group is gone, at most $stop_timeout s; then SIGKILL to whatever is left. Runs
-# once: the signal handlers below never re-enter it and never exit while it runs.
+# until every group is gone, at most $stop_timeout s, or until a further Ctrl-C or SIGTERM;
+# then SIGKILL to whatever is left, and wait until it is gone. Runs once.
 stop_all() {
-    ((stopping)) && return 0
-    stopping=1
+    ((stopped)) && return 0
+    stopped=1
     ((${#pids[@]})) || return 0
-    local pid deadline
+    local pid deadline same_until allowed_ints=0 allowed_terms=0
+    [[ $first_signal == INT ]] && allowed_ints=1
+    [[ $first_signal == TERM || $first_signal == HUP ]] && allowed_terms=1
     for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
+        # The leader; if it is gone already, what is left of its group.
+        kill -TERM "$pid" 2>/dev/null || kill -TERM -- "-$pid" 2>/dev/null || true
     done
-    deadline=$((SECONDS + stop_timeout))
-    while groups_alive && ((SECONDS < deadline)); do
-        sleep 0.2
+    clock
+    deadline=$((now_us + stop_timeout * 1000000))
+    same_until=$((now_us + same_request_us))
+    while groups_alive; do
+        clock
+        if ((now_us < same_until && terms > allowed_terms)); then
+            allowed_terms=$terms
+        fi
+        if ((ints > allowed_ints || terms > allowed_terms)); then
+            echo "Killing at once." >&2
+            break
+        fi
+        if ((now_us >= deadline)); then
+            echo "Still running after ${stop_timeout} s: killing." >&2
+            break
+        fi
+        pause 0.1
     done
-    if groups_alive; then
-        echo "Still running after ${stop_timeout} s: killing." >&2
-    fi
-    kill_groups
+    signal_groups KILL
+    clock
+    deadline=$((now_us + 10 * 1000000))
+    while groups_alive; do
+        clock
+        if ((now_us >= deadline)); then
+            echo "Some processes survived SIGKILL for 10 s." >&2
+            break
+        fi
+        pause 0.05
+        signal_groups KILL
+    done
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
 }
-
-# The first INT or TERM stops everything, then exits. While stopping, a further TERM is ignored
-# (a service manager or make may send it again); a further Ctrl-C kills at once.
-on_signal() {
-    local signal="$1" code="$2"
-    if ((stopping)); then
-        if [[ "$signal" == INT ]]; then
-            echo "Killing at once." >&2
-            kill_groups
-        fi
-        return 0
-    fi
-    if [[ "$signal" == INT ]]; then
-        echo "Stopping (Ctrl-C again to kill at once)..."
-    else
-        echo "Stopping..."
-    fi
-    stop_all
-    exit "$code"
-}
-trap 'on_signal INT 130' INT
-trap 'on_signal TERM 143' TERM
 trap 'stop_all' EXIT
 
+# Job control while starting them: each process runs in its own process group, with its
+# children (gunicorn workers, Celery pool processes), so that a group can be killed as a whole,
+# and a terminal's Ctrl-C reaches this script only (the terminal's foreground group: this script
+# and make). Off again right after: under job control bash hands the terminal to each command
+# it runs in the foreground.
+set -m
 start web .venv/bin/gunicorn ocpi_platform.wsgi --bind "127.0.0.1:$PORT" \
     --workers 2 --threads 4 --access-logfile - --control-socket "$OCPI_DATA_DIR/gunicorn.ctl"
 start worker .venv/bin/celery -A ocpi_platform worker --loglevel INFO --concurrency 2
 start beat .venv/bin/celery -A ocpi_platform beat --loglevel INFO
+set +m
+# From here on every failure is handled: errexit would only cut the stop short.
+set +e
 
-status=0
-wait -n || status=$?
-for i in "${!pids[@]}"; do
-    if ! kill -0 "${pids[i]}" 2>/dev/null; then
-        echo "The ${names[i]} process exited (status $status); stopping the others." >&2
-    fi
+# Run until a signal arrives or one of the processes exits.
+exited=""
+while [[ -z $first_signal && -z $exited ]]; do
+    for i in "${!pids[@]}"; do
+        if ! kill -0 "${pids[i]}" 2>/dev/null; then
+            exited=$i
+            break
+        fi
+    done
+    [[ -n $exited ]] || pause 0.5
 done
+
+case "$first_signal" in
+INT)
+    echo "Stopping (Ctrl-C again to kill at once)..."
+    code=130
+    ;;
+TERM)
+    echo "Stopping (SIGTERM again to kill at once)..."
+    code=143
+    ;;
+HUP)
+    echo "Stopping (the terminal hung up)..."
+    code=129
+    ;;
+*)
+    wait "${pids[exited]}"
+    status=$?
+    echo "The ${names[exited]} process exited (status $status); stopping the others." >&2
+    code=$((status == 0 ? 1 : status))
+    ;;
+esac
 stop_all
-exit $((status == 0 ? 1 : status))
+exit "$code"
