@@ -152,7 +152,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Wake outbox drains whose backoff is over or whose worker died (its lease ran out).
-OCPI_OUTBOX_SWEEP_SECONDS = env.float("OCPI_OUTBOX_SWEEP_SECONDS", default=5.0)
+OCPI_OUTBOX_SWEEP_SECONDS = env.float("OCPI_OUTBOX_SWEEP_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "outbox-sweep": {
         "task": "outbox.tasks.sweep",
@@ -268,7 +268,7 @@ OCPI_OUTBOUND_ALLOWED = env.list("OCPI_OUTBOUND_ALLOWED", default=[])
 # Seconds a drain holds a partner's outbox without renewing it (it renews after each row and
 # every third of this while a request runs). A drain killed with its worker blocks the partner
 # for at most this long; with the sweep interval it bounds how soon deliveries resume.
-OCPI_OUTBOX_LEASE_SECONDS = env.float("OCPI_OUTBOX_LEASE_SECONDS", default=9.0)
+OCPI_OUTBOX_LEASE_SECONDS = env.float("OCPI_OUTBOX_LEASE_SECONDS", default=6.0)
 
 # --- Inbound requests (ocpi_platform/ocpi/middleware.py, envelope.OcpiJsonParser) ------------
 # Largest request body accepted under /ocpi/, bytes; larger ones get HTTP 413 before being read.
