@@ -66,7 +66,8 @@ def page_headers(request: HttpRequest, page: PageRequest, *, total: int) -> dict
     headers = {"X-Total-Count": str(total), "X-Limit": str(page.limit)}
     next_offset = page.offset + page.limit
     if next_offset < total:
-        query = request.GET.copy()
+        # The last value of each parameter, as QueryDict.items() gives (no deep copy of it).
+        query = {key: request.GET[key] for key in request.GET}
         query["offset"] = str(next_offset)
         query["limit"] = str(page.limit)
         url = f"{settings.OCPI_PUBLIC_URL}{request.path}?{urlencode(sorted(query.items()))}"
