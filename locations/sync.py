@@ -236,9 +236,21 @@ def pull(partner_id: int, *, full: bool = False, progress: Progress | None = Non
         return current
     sync, continued = claim
     held = outbox.asked_to_wait(partner_id)
-    if held is not None:
-        # The partner asked us (Retry-After, on a push or a pull) to wait: so does this pull.
+    if held is not None and sync.waits < MAX_WAITS:
+        # The partner asked us (Retry-After, on a push or a pull) to wait: so does this pull
+        # (counted with the pull's own waits: it does not wait for ever).
+        sync.waits += 1
         return _wait(partner, sync, _Crawl(listed=None), "The partner asked us to wait.", held)
+    if held is not None:
+        sync.state = SyncState.FAILED
+        sync.finished_at = now_utc()
+        sync.message = _summary(
+            sync,
+            _Crawl(listed=None),
+            failure=f"The partner asked us to wait {sync.waits + 1} times in a row.",
+        )
+        _save(sync)
+        return sync
     # A wait before the first page lost nothing: that run starts from the beginning.
     continued = continued and bool(sync.next_url)
     params = None if sync.full else {"date_from": format_datetime(sync.synced_until)}  # type: ignore[arg-type]

@@ -92,6 +92,8 @@ class PartnerRejected(PartnerError):
     def unknown_object(self) -> bool:
         """The partner said the object does not exist: OCPI 2003, or HTTP 404 that is not a
         hub's error (4xxx: e.g. 4001 unknown receiver says nothing of the object)."""
+        if self.http_status in (401, 403):
+            return False  # about the caller, whatever the body says
         if self.ocpi_status == OcpiStatus.UNKNOWN_LOCATION:
             return True
         hub_error = self.ocpi_status is not None and 4000 <= self.ocpi_status < 5000
@@ -414,10 +416,12 @@ class OcpiClient:
                 http_status=status,
                 public=f"{what} did not answer with an OCPI envelope (HTTP {status}, {kind}).",
             )
-        try:
-            code = int(envelope["status_code"])
-        except (TypeError, ValueError):
-            raise PartnerProtocolError(f"{what} answered with a non-numeric status_code.") from None
+        code = _status_code(envelope)
+        if code is None:
+            raise PartnerProtocolError(
+                f"{what} answered with a status_code that is not an OCPI status (four digits).",
+                http_status=status,
+            )
         if 1000 <= code < 2000:
             return OcpiReply(status, code, message, envelope.get("data"), response.headers, url)
         error = f"{what} answered OCPI status {code}{detail}."

@@ -957,7 +957,21 @@ def test_a_retry_after_met_by_a_push_makes_the_pull_wait_without_calling(
     assert f"waiting until {format_datetime(waiting.retry_at)}" in waiting.message
     assert "The partner asked us to wait." in waiting.message
     assert sent[0]["countdown"] in (29, 30)
-    assert waiting.waits == 0  # not the partner refusing this pull: it does not count
+    assert waiting.waits == 1  # counted with the pull's own waits
 
     time_has_come(cpo)
     assert sync.pull(cpo.partner.pk).state == SyncState.DONE
+
+
+def test_a_pull_held_by_pushes_again_and_again_ends_failed(cpo, partner, sent):
+    for _ in range(sync.MAX_WAITS):
+        outbox.hold(cpo.partner.pk, 30)
+        assert sync.pull(cpo.partner.pk).state == SyncState.WAITING
+        time_has_come(cpo)
+    outbox.hold(cpo.partner.pk, 30)
+
+    failed = sync.pull(cpo.partner.pk)
+
+    assert failed.state == SyncState.FAILED
+    assert f"The partner asked us to wait {sync.MAX_WAITS + 1} times in a row." in failed.message
+    assert partner.requests == []

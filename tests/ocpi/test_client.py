@@ -339,6 +339,8 @@ def query(url):
         (404, {"status_code": "4003", "timestamp": "2026-01-01T00:00:00Z"}, False),
         (400, {"status_code": 2001, "timestamp": "2026-01-01T00:00:00Z"}, False),
         (404, {"status_code": -4001, "timestamp": "2026-01-01T00:00:00Z"}, True),  # implausible
+        (401, {"status_code": 2003, "timestamp": "2026-01-01T00:00:00Z"}, False),  # the caller
+        (403, {"status_code": 2003, "timestamp": "2026-01-01T00:00:00Z"}, False),
     ],
 )
 def test_a_refusal_says_unknown_object_only_for_404_or_2003_not_for_a_hub_error(
@@ -353,3 +355,16 @@ def test_a_refusal_says_unknown_object_only_for_404_or_2003_not_for_a_hub_error(
     assert caught.value.unknown_object is unknown
     code = int(body.get("status_code", 0))
     assert caught.value.ocpi_status == (code if 1000 <= code <= 9999 else None)
+
+
+@pytest.mark.parametrize("code", [-1, 99999999999, 0, 999, "1000x", None, True])
+def test_a_success_answer_with_an_implausible_status_code_is_a_protocol_error(code):
+    body = {"status_code": code, "timestamp": "2026-01-01T00:00:00Z"}
+    with (
+        serve(lambda request: httpx.Response(200, json=body)),
+        OcpiClient("tok") as client,
+        pytest.raises(PartnerProtocolError) as caught,
+    ):
+        client.get("https://partner.example/ocpi/2.2.1/locations")
+    assert caught.value.ocpi_status is None
+    assert "not an OCPI status" in caught.value.message
