@@ -56,9 +56,12 @@ logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT = timedelta(minutes=5)
 
-# The time limits of the task that runs a PartnerJob (credentials.tasks.run_partner_job).
-JOB_SOFT_TIME_LIMIT = 120
-JOB_TIME_LIMIT = 150
+# The time limits of the task that runs a PartnerJob (credentials.tasks.run_partner_job). A
+# connect makes up to three calls (versions, details, the POST that waits for the partner's
+# callbacks: OCPI_HTTP_HANDSHAKE_TIMEOUT), each possibly twice (401 -> unencoded token): a slow
+# but healthy partner needs more than two minutes at worst.
+JOB_SOFT_TIME_LIMIT = 240
+JOB_TIME_LIMIT = 270
 # A job still RUNNING this long after its start outlived its task's hard time limit: the worker
 # running it died (OOM, SIGKILL). The margin covers clock differences between hosts.
 JOB_DEAD_AFTER = timedelta(seconds=JOB_TIME_LIMIT + 30)

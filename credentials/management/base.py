@@ -55,7 +55,7 @@ class PartnerCommand(BaseCommand):
                 "--wait", action="store_true", help="Wait until the task finished; fail if it did."
             )
             parser.add_argument(
-                "--timeout", type=float, default=180.0, help="Seconds to wait at most (--wait)."
+                "--timeout", type=float, default=300.0, help="Seconds to wait at most (--wait)."
             )
 
     def get_partner(self, name: str) -> Partner:
