@@ -21,6 +21,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -143,9 +146,17 @@ needs_runtime = pytest.mark.skipif(
 )
 
 
-@needs_proc
-@needs_runtime
-def test_sigterm_twice_to_the_process_group_stops_every_process(tmp_path):
+@dataclass
+class Started:
+    process: subprocess.Popen[bytes]
+    marker: str
+    output: Callable[[], str]
+
+
+@contextmanager
+def run_script(tmp_path: Path) -> Iterator[Started]:
+    """scripts/run.sh in its own process group (as under a terminal or make), up and answering;
+    whatever is left of it is killed afterwards."""
     marker = f"OCPI_RUN_SH_TEST={uuid.uuid4().hex}"
     port = free_port()
     env = script_env(marker, port, (tmp_path / "data").resolve())
@@ -157,7 +168,7 @@ def test_sigterm_twice_to_the_process_group_stops_every_process(tmp_path):
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, as under a terminal or make
+        start_new_session=True,
     )
 
     def output() -> str:
@@ -166,27 +177,36 @@ def test_sigterm_twice_to_the_process_group_stops_every_process(tmp_path):
 
     try:
         wait_until_up(process, marker, port, output)
-
-        # A terminal or service manager signals the group; make passes the signal on at once.
-        os.killpg(process.pid, signal.SIGTERM)
-        time.sleep(0.001)  # lands while the script handles the first one (two would merge)
-        os.killpg(process.pid, signal.SIGTERM)
-
-        # The script exits only once everything it started is gone, and within the time.
-        watch_stop(marker, STOP_WITHIN, output)
-        try:
-            code = process.wait(5)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"run.sh still runs with nothing left to stop\n{output()}")
-        assert code == 143, output()
-        # The second SIGTERM came with the first (make passing it on): a graceful stop.
-        assert "Killing at once." not in output()
+        yield Started(process, marker, output)
     finally:
         kill_marked(marker)
         if process.poll() is None:
             process.kill()
             process.wait(5)
         log.close()
+
+
+def exit_code(started: Started) -> int:
+    """The script's status: it exits only once everything it started is gone."""
+    watch_stop(started.marker, STOP_WITHIN, started.output)
+    try:
+        return started.process.wait(5)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"run.sh still runs with nothing left to stop\n{started.output()}")
+
+
+@needs_proc
+@needs_runtime
+def test_sigterm_twice_to_the_process_group_stops_every_process(tmp_path):
+    with run_script(tmp_path) as started:
+        # A terminal or service manager signals the group; make passes the signal on at once.
+        os.killpg(started.process.pid, signal.SIGTERM)
+        time.sleep(0.001)  # lands while the script handles the first one (two would merge)
+        os.killpg(started.process.pid, signal.SIGTERM)
+
+        assert exit_code(started) == 143, started.output()
+        # The second SIGTERM came with the first (make passing it on): a graceful stop.
+        assert "Killing at once." not in started.output()
 
 
 @needs_proc
@@ -255,40 +275,10 @@ def test_ctrl_c_twice_under_a_terminal_kills_every_process_at_once(tmp_path):
 @needs_proc
 @needs_runtime
 def test_when_one_process_dies_the_others_are_stopped(tmp_path):
-    marker = f"OCPI_RUN_SH_TEST={uuid.uuid4().hex}"
-    port = free_port()
-    env = script_env(marker, port, (tmp_path / "data").resolve())
-    log = (tmp_path / "run.log").open("wb")
-    process = subprocess.Popen(
-        [str(REPO / "scripts" / "run.sh")],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def output() -> str:
-        log.flush()
-        return (tmp_path / "run.log").read_text(errors="replace")[-6000:]
-
-    try:
-        wait_until_up(process, marker, port, output)
-        beat = [pid for pid, cmd in marked(marker).items() if " beat " in cmd]
-        assert len(beat) == 1, marked(marker)
+    with run_script(tmp_path) as started:
+        beat = [pid for pid, cmd in marked(started.marker).items() if " beat " in cmd]
+        assert len(beat) == 1, marked(started.marker)
         os.kill(beat[0], signal.SIGKILL)
 
-        watch_stop(marker, STOP_WITHIN, output)
-        try:
-            code = process.wait(5)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"run.sh still runs with nothing left to stop\n{output()}")
-        assert code == 128 + signal.SIGKILL, output()
-        assert "The beat process exited (status 137); stopping the others." in output()
-    finally:
-        kill_marked(marker)
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
-        log.close()
+        assert exit_code(started) == 128 + signal.SIGKILL, started.output()
+        assert "The beat process exited (status 137); stopping the others." in started.output()
