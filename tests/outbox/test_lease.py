@@ -37,11 +37,6 @@ from tests.outbox.test_push import hooked, ours, pending, receiver, rows, schedu
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def emsp(db: None) -> RegisteredPartner:
-    return receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
-
-
 def lease(partner: RegisteredPartner) -> OutboxLease:
     return OutboxLease.objects.get(partner=partner.partner)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,29 +12,14 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.models import PartnerState
-from ocpi_platform.ocpi.client import use_transport
 from ocpi_platform.ocpi.types import now_utc
 from outbox import services as outbox
 from outbox.models import Delivery, DeliveryState
-from tests.conftest import RegisteredPartner
-from tests.fakes.locations_partner import LocationsPartner
 from tests.outbox.test_push import ours, receiver, scheduled
 
 pytestmark = pytest.mark.django_db
 
 ERROR = "PUT …/NL/ABC/LOC1 was refused: <b>bad</b> & worse"
-
-
-@pytest.fixture
-def emsp(db: None) -> RegisteredPartner:
-    return receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
-
-
-@pytest.fixture
-def fake() -> Iterator[LocationsPartner]:
-    partner = LocationsPartner(accepted_tokens={"partner-token-c"})
-    with use_transport(partner.transport()):
-        yield partner
 
 
 def changelist() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -32,8 +32,8 @@ from outbox.tasks import deliver
 from tests.conftest import RegisteredPartner, load_example, make_registered
 from tests.fakes.locations_partner import LocationsPartner
 from tests.fakes.partner import envelope
+from tests.outbox.conftest import LOCATIONS, receiver
 
-LOCATIONS = "https://partner.test/ocpi/2.2.1/locations"
 OTHER_LOCATIONS = "https://other.test/ocpi/2.2.1/locations/"  # with a trailing slash
 LOC = ObjectPath("NL", "ABC", "LOC1")
 EVSE = ObjectPath("NL", "ABC", "LOC1", "3256")
@@ -47,27 +47,6 @@ BACKOFF = (7.0, 11.0)
 @pytest.fixture(autouse=True)
 def _backoff(settings: Any) -> None:
     settings.OCPI_OUTBOX_BACKOFF = BACKOFF
-
-
-@pytest.fixture
-def fake() -> Iterator[LocationsPartner]:
-    """Both receiving partners live behind this fake (told apart by host and token)."""
-    partner = LocationsPartner(accepted_tokens={"partner-token-c", "other-token-c"})
-    with use_transport(partner.transport()):
-        yield partner
-
-
-def receiver(name: str, url: str = LOCATIONS, **kwargs: Any) -> RegisteredPartner:
-    registered = make_registered(name, **kwargs)
-    PartnerEndpoint.objects.create(
-        partner=registered.partner, identifier="locations", role="RECEIVER", url=url
-    )
-    return registered
-
-
-@pytest.fixture
-def emsp(db: None) -> RegisteredPartner:
-    return receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ housekeeping pruned the delivered PUT. Refusals above the PUT's object stay FAIL
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -19,26 +18,13 @@ from django.core.management import call_command
 
 from locations import services
 from ocpi_platform import housekeeping
-from ocpi_platform.ocpi.client import use_transport
 from ocpi_platform.ocpi.types import now_utc
 from outbox import services as outbox
 from outbox.models import Delivery, DeliveryState
 from tests.conftest import RegisteredPartner
 from tests.fakes.locations_partner import LocationsPartner
-from tests.outbox.test_push import CONNECTOR, EVSE, ours, receiver, rows, settle, stamp
+from tests.outbox.test_push import CONNECTOR, EVSE, ours, rows, settle, stamp
 from tests.outbox.test_unknown_object import REFUSED, select_evse, sent
-
-
-@pytest.fixture
-def emsp(db: None) -> RegisteredPartner:
-    return receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
-
-
-@pytest.fixture
-def fake() -> Iterator[LocationsPartner]:
-    partner = LocationsPartner(accepted_tokens={"partner-token-c"})
-    with use_transport(partner.transport()):
-        yield partner
 
 
 @pytest.fixture(autouse=True)

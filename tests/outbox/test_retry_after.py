@@ -19,20 +19,14 @@ from ocpi_platform.ocpi.client import use_transport
 from ocpi_platform.ocpi.types import now_utc
 from outbox import services as outbox
 from outbox.models import Delivery, DeliveryState, OutboxLease
-from tests.conftest import RegisteredPartner
 from tests.fakes.locations_partner import LocationsPartner
 from tests.fakes.partner import envelope
-from tests.outbox.test_push import BACKOFF, close_to, ours, receiver, rows, scheduled
+from tests.outbox.test_push import BACKOFF, close_to, ours, rows, scheduled
 
 
 @pytest.fixture(autouse=True)
 def _backoff(settings) -> None:
     settings.OCPI_OUTBOX_BACKOFF = BACKOFF
-
-
-@pytest.fixture
-def emsp(db: None) -> RegisteredPartner:
-    return receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
 
 
 class Throttling:

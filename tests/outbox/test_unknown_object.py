@@ -10,7 +10,6 @@ goes as a PUT from the start. FAILED rows stay visible and are counted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
@@ -21,7 +20,6 @@ from django.urls import reverse
 from locations import services
 from locations.models import Location
 from locations.paths import select
-from ocpi_platform.ocpi.client import use_transport
 from outbox import services as outbox
 from outbox.models import Delivery, DeliveryState
 from tests.conftest import RegisteredPartner
@@ -45,18 +43,6 @@ UNKNOWN = [
     pytest.param((404, envelope(status_code=2001, message="No such object")), id="http-404"),
 ]
 REFUSED = (400, envelope(status_code=2001, message="Invalid location"))
-
-
-@pytest.fixture
-def emsp(db: None) -> RegisteredPartner:
-    return receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
-
-
-@pytest.fixture
-def fake() -> Iterator[LocationsPartner]:
-    partner = LocationsPartner(accepted_tokens={"partner-token-c"})
-    with use_transport(partner.transport()):
-        yield partner
 
 
 def sent(fake: LocationsPartner) -> list[tuple[str, str]]:
