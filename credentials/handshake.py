@@ -296,6 +296,7 @@ def _mark_registered(partner: Partner, offer: Offer, encoding: TokenEncoding) ->
     partner.registered_at = now
     partner.last_connection = now
     partner.ping_failures = 0
+    partner.last_ping_error = ""
     partner.save()
     if partner.status != ConnectionStatus.SUSPENDED:  # an operator's suspension holds
         liveness.change_status(partner, ConnectionStatus.CONNECTED, "registered", at=now)

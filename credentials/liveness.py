@@ -145,14 +145,16 @@ def mark_seen(partner_id: int, how: str = CALLED_US, *, defer_status: bool = Fal
         return
     now = now_utc()
     connected = Partner.objects.filter(pk=partner_id, status=ConnectionStatus.CONNECTED)
-    if connected.update(last_connection=now, ping_failures=0):
+    if connected.update(last_connection=now, ping_failures=0, last_ping_error=""):
         return
     if defer_status:
         registered = Partner.objects.filter(pk=partner_id, state=PartnerState.REGISTERED)
-        if registered.filter(status__in=RECOVERABLE).update(last_connection=now, ping_failures=0):
+        if registered.filter(status__in=RECOVERABLE).update(
+            last_connection=now, ping_failures=0, last_ping_error=""
+        ):
             _recover_later(partner_id, how)
         else:  # SUSPENDED: seen, and it stays so until an operator resumes it
-            registered.update(last_connection=now, ping_failures=0)
+            registered.update(last_connection=now, ping_failures=0, last_ping_error="")
         return
     with transaction.atomic():
         partner = (
@@ -164,7 +166,10 @@ def mark_seen(partner_id: int, how: str = CALLED_US, *, defer_status: bool = Fal
             return
         partner.last_connection = now
         partner.ping_failures = 0
-        partner.save(update_fields=["last_connection", "ping_failures", "updated_at"])
+        partner.last_ping_error = ""
+        partner.save(
+            update_fields=["last_connection", "ping_failures", "last_ping_error", "updated_at"]
+        )
         if partner.status in RECOVERABLE:
             change_status(partner, ConnectionStatus.CONNECTED, how, at=now)
 

@@ -348,7 +348,7 @@ def test_resume_of_a_partner_that_is_not_registered_follows_its_state(registered
 
 def test_many_requests_write_seen_once_per_throttle_period(api, registered, clock):
     old = now_utc() - timedelta(hours=1)
-    force(registered, last_connection=old, ping_failures=2)
+    force(registered, last_connection=old, ping_failures=2, last_ping_error="timed out")
 
     with CaptureQueriesContext(connection) as first:
         for _ in range(5):
@@ -356,7 +356,7 @@ def test_many_requests_write_seen_once_per_throttle_period(api, registered, cloc
     partner = fresh(registered)
     assert len(seen_writes(first)) == 1
     assert close_to_now(partner.last_connection)
-    assert partner.ping_failures == 0
+    assert (partner.ping_failures, partner.last_ping_error) == (0, "")  # alive: no stale error
     written = partner.last_connection
 
     clock.now += 29
@@ -403,7 +403,7 @@ def test_a_request_from_an_offline_partner_makes_it_connected(
     api, registered, heard, recovers, django_capture_on_commit_callbacks
 ):
     """The request writes "seen" only; the status change (and what follows) is a task."""
-    force(registered, status=OFFLINE, last_connection=None, ping_failures=4)
+    force(registered, status=OFFLINE, last_connection=None, ping_failures=4, last_ping_error="x")
 
     with (
         CaptureQueriesContext(connection) as queries,
@@ -413,7 +413,7 @@ def test_a_request_from_an_offline_partner_makes_it_connected(
 
     assert reply.code == 1000
     partner = fresh(registered)
-    assert (partner.status, partner.ping_failures) == (OFFLINE, 0)
+    assert (partner.status, partner.ping_failures, partner.last_ping_error) == (OFFLINE, 0, "")
     assert close_to_now(partner.last_connection)
     assert changes(registered) == []
     assert heard == []
