@@ -70,7 +70,7 @@ def test_killed_worker_does_not_block_the_partner(recovery_pair: Pair) -> None:
         def in_flight() -> list[dict[str, Any]]:
             return [row for row in deliveries(a, after=first) if row["state"] == "SENDING"]
 
-        poll(in_flight, timeout=10, what="A's delivery of the status change is in flight")
+        poll(in_flight, timeout=30, what="A's delivery of the status change is in flight")
         a.kill("celery")
     finally:
         b.signal("gunicorn", signal.SIGCONT)
