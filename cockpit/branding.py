@@ -28,3 +28,5 @@ def brand(site: AdminSite) -> None:
     site.index_title = "Cockpit"
     # No public site: "View site" would lead to a 404.
     site.site_url = None
+    # Room for the list columns at 1,400 px (the breadcrumbs and the index lead everywhere).
+    site.enable_nav_sidebar = False

@@ -144,7 +144,11 @@ class DeliveryAdmin(_DeliveryAdminBase):
     def message(self, obj: Delivery) -> SafeString:
         changes = f" ({obj.changes} changes)" if obj.changes > 1 else ""
         return format_html(
-            '<span class="ocpi-path">{} {} {}</span>{}', obj.method, obj.module, obj.path, changes
+            '<span class="ocpi-nowrap">{} {}</span> <span class="ocpi-path">{}</span>{}',
+            obj.method,
+            obj.module,
+            obj.path,
+            changes,
         )
 
     @admin.display(description="answer (HTTP / OCPI)")

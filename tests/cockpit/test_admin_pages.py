@@ -42,7 +42,7 @@ def test_times_show_their_zone_and_the_outbox_lists_newest_first(admin_client: C
 
     assert [d.pk for d in listing.context["cl"].result_list] == [new.pk, old.pk]
     assert "2026-03-10 09:05:00 UTC" in html
-    assert "PUT locations NL/ABC/LOC1" in html
+    assert 'PUT locations</span> <span class="ocpi-path">NL/ABC/LOC1</span>' in html
     assert "xxx</span>" in html  # the error's end is shown (wrapped column, full text as title)
 
     page = admin_client.get(reverse("admin:outbox_delivery_change", args=[old.pk]))
