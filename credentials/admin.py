@@ -29,14 +29,14 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
-from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from ocpi_platform.humanize import ago
 from ocpi_platform.ocpi.registry import versions_url
 from ocpi_platform.ocpi.types import now_utc
 
-from . import handshake, liveness
+from . import handshake, liveness, tokens
 from .forms import ConnectPartnerForm, InvitePartnerForm
 from .models import (
     ConnectionStatus,
@@ -73,6 +73,19 @@ TEMPLATES = "admin/credentials/partner"
 # append at import), so that this app needs no import of theirs.
 partner_inlines: list[type[InlineModelAdmin[Any, Partner]]] = []
 partner_actions: list[Callable[..., HttpResponse | None]] = []
+# The buttons on the partner's page: (label, name of an admin action of the partner list). A
+# button runs its action for this one partner (same permissions, messages and confirmation
+# pages) and comes back to the page. Every action in ``partner_actions`` gets a button too; add
+# a button here for one that is not a list action, e.g. ``("Run doctor", "run_doctor")``.
+partner_buttons: list[tuple[str, str]] = [
+    ("Ping now", "ping_now"),
+    ("Rotate tokens", "rotate_tokens"),
+    ("Re-fetch endpoints", "refresh_endpoints"),
+    ("Suspend", "suspend"),
+    ("Resume", "resume"),
+    ("Unregister…", "unregister"),
+]
+TOKEN_A_SESSION_KEY = "ocpi_token_a"  # noqa: S105  (a session key, no secret)
 RECENT_ROWS = 50  # rows per history inline (events, jobs, tokens) on the partner page
 
 STATE_COLOURS = {
@@ -111,6 +124,13 @@ def _exact_time(moment: datetime) -> str:
 def _short(text: str, length: int) -> SafeString:
     """A long text cut to ``length`` characters, the full text as tooltip."""
     return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(length))
+
+
+def wrapped_reason(text: str, length: int = 300) -> SafeString:
+    """A failure reason in a narrow wrapped column: the cause is at its end ("HTTP 401",
+    "Connection refused"), so a long one keeps its end; the full text as tooltip."""
+    shown = text if len(text) <= length else "…" + text[-length:]
+    return format_html('<span class="ocpi-reason" title="{}">{}</span>', text, shown)
 
 
 def _plural(count: int, word: str) -> str:
@@ -382,14 +402,14 @@ class PartnerAdmin(_PartnerAdminBase):
         if obj.last_connection is None:
             return None
         return format_html(
-            '<span title="{}">{} ago</span>',
+            '<span title="{}">{}</span>',
             _exact_time(obj.last_connection),
-            timesince(obj.last_connection, depth=1),
+            ago(obj.last_connection, now_utc()),
         )
 
     @admin.display(description="failure reason")
     def failure(self, obj: Partner) -> SafeString | str:
-        return _short(obj.failure_reason, 60) if obj.failure_reason else ""
+        return wrapped_reason(obj.failure_reason) if obj.failure_reason else ""
 
     @admin.display(description="token")
     def outbound_token(self, obj: Partner) -> str:
@@ -576,17 +596,71 @@ class PartnerAdmin(_PartnerAdminBase):
     def delete_selected(
         self, request: HttpRequest, queryset: QuerySet[Partner]
     ) -> TemplateResponse | None:
-        """Django's delete action (with its confirmation), registered partners left out."""
-        for partner in queryset.filter(state=PartnerState.REGISTERED):
+        """Django's delete action (with its confirmation), refused as a whole while the
+        selection holds a registered partner (never a partial delete that skips some)."""
+        registered = [p.name for p in queryset.filter(state=PartnerState.REGISTERED)]
+        if registered:
             self.message_user(
                 request,
-                f"Not deleted: {partner.name} is registered; unregister it first.",
-                messages.WARNING,
+                f"Nothing deleted: {', '.join(registered)} "
+                f"{'is' if len(registered) == 1 else 'are'} registered. Unregister "
+                f"{'it' if len(registered) == 1 else 'them'} first, or leave "
+                f"{'it' if len(registered) == 1 else 'them'} out of the selection.",
+                messages.ERROR,
             )
-        deletable = queryset.exclude(state=PartnerState.REGISTERED)
-        if not deletable.exists():
             return None
-        return django_delete_selected(self, request, deletable)
+        return django_delete_selected(self, request, queryset)
+
+    # --- buttons of the partner page --------------------------------------------------------
+
+    def _missing(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        self.message_user(request, f"No partner with id {object_id}.", messages.WARNING)
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:credentials_partner_changelist")
+        )
+
+    def buttons(self, request: HttpRequest) -> list[tuple[str, str]]:
+        """(label, action) of the partner page: ``partner_buttons``, then every action other
+        apps registered, as far as the user may run them."""
+        actions = self.get_actions(request)
+        buttons = [(label, name) for label, name in partner_buttons if name in actions]
+        listed = {name for _, name in buttons}
+        for func in partner_actions:
+            name = getattr(func, "__name__", "")
+            if name in actions and name not in listed:
+                buttons.append((str(actions[name][2]), name))  # type: ignore[index]
+                listed.add(name)
+        return buttons
+
+    def button_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """A button of the partner page: its action for this partner, then back to the page
+        (or the action's own page, e.g. the confirmation of an unregistration)."""
+        if request.method != "POST":
+            return HttpResponseRedirect(
+                reverse(f"{self.admin_site.name}:credentials_partner_change", args=[object_id])
+            )
+        partner = self.get_object(request, object_id)
+        if partner is None:
+            return self._missing(request, object_id)
+        if action not in {name for _, name in self.buttons(request)}:
+            raise PermissionDenied
+        func = self.get_actions(request)[action][0]  # type: ignore[index]
+        response = func(self, request, Partner.objects.filter(pk=partner.pk))
+        if isinstance(response, HttpResponse):
+            return response
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:credentials_partner_change", args=[partner.pk])
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {"partner_buttons": self.buttons(request), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     # --- invite and connect -------------------------------------------------------------------
 
@@ -595,6 +669,16 @@ class PartnerAdmin(_PartnerAdminBase):
         return [
             path("invite/", self.admin_site.admin_view(self.invite_view), name=f"{info}_invite"),
             path("connect/", self.admin_site.admin_view(self.connect_view), name=f"{info}_connect"),
+            path(
+                "<path:object_id>/token-a/",
+                self.admin_site.admin_view(self.token_a_view),
+                name=f"{info}_token_a",
+            ),
+            path(
+                "<path:object_id>/do/<str:action>/",
+                self.admin_site.admin_view(self.button_view),
+                name=f"{info}_button",
+            ),
             *super().get_urls(),
         ]
 
@@ -631,7 +715,14 @@ class PartnerAdmin(_PartnerAdminBase):
                 form.add_error(None, exc.message)
             else:
                 self.log_addition(request, partner, "Invited: token A issued.")
-                return self._render_token_a(request, partner, token_a)
+                # Shown after a redirect (a reload must not invite again), once: the session
+                # holds it encrypted until the next page takes it out.
+                request.session[TOKEN_A_SESSION_KEY] = [partner.pk, tokens.encrypt(token_a)]
+                return HttpResponseRedirect(
+                    reverse(
+                        f"{self.admin_site.name}:credentials_partner_token_a", args=[partner.pk]
+                    )
+                )
         return self._render_form(
             request,
             form,
@@ -641,9 +732,20 @@ class PartnerAdmin(_PartnerAdminBase):
             submit="Invite and show token A",
         )
 
-    @method_decorator(sensitive_variables("token_a", "context"))
-    def _render_token_a(self, request: HttpRequest, partner: Partner, token_a: str) -> HttpResponse:
-        """Token A, once, in the POST response itself: no message, no redirect, not cached."""
+    @method_decorator(sensitive_variables("token_a", "context", "stored"))
+    def token_a_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Token A, once, right after the invitation: taken out of the session (a reload
+        finds it gone and says so), never in a message or a URL, not cached."""
+        if not self.has_invite_permission(request):
+            raise PermissionDenied
+        partner = self.get_object(request, object_id)
+        if partner is None:
+            return self._missing(request, object_id)
+        stored = request.session.get(TOKEN_A_SESSION_KEY)
+        token_a = ""
+        if isinstance(stored, list) and len(stored) == 2 and stored[0] == partner.pk:
+            del request.session[TOKEN_A_SESSION_KEY]
+            token_a = tokens.decrypt(stored[1])
         context = {
             **self._page_context(request, f"Token A for {partner.name}"),
             "partner": partner,

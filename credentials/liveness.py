@@ -296,6 +296,9 @@ def _record_ping(partner_id: int, reason: str, millis: int) -> PingResult:
         )
     if not reason:
         _due(partner_id)  # this process just wrote "seen"
+    signals.partner_pinged.send_robust(
+        sender=Partner, partner_id=partner_id, millis=millis, ok=not reason
+    )
     return PingResult(
         partner=partner.name,
         ok=not reason,

@@ -11,3 +11,7 @@ partner_registered = Signal()
 # write their outbox rows with the change (use transaction.on_commit for anything else);
 # kwargs: partner (the locked Partner, already saved), old and new (ConnectionStatus values).
 partner_status_changed = Signal()
+
+# Sent after a ping's outcome was stored (outside its transaction); kwargs: partner_id, millis
+# (the ping's duration), ok (it answered).
+partner_pinged = Signal()

@@ -311,6 +311,19 @@ def _changed_pks(formsets: Iterable[Any], model: type[models.Model]) -> list[int
     return pks
 
 
+def _status_only(formsets: Iterable[Any]) -> list[Evse] | None:
+    """The EVSEs of the location page whose status is all that changed (None: more changed)."""
+    evses: list[Evse] = []
+    for formset in formsets:
+        if getattr(formset, "new_objects", None) or getattr(formset, "deleted_objects", None):
+            return None
+        for obj, changed in getattr(formset, "changed_objects", []):
+            if getattr(formset, "model", None) is not Evse or list(changed) != ["status"]:
+                return None
+            evses.append(obj)
+    return evses
+
+
 def _pretty_json(value: Any) -> SafeString:
     return format_html(
         '<pre style="white-space: pre-wrap; margin: 0;">{}</pre>',
@@ -599,6 +612,10 @@ class LocationAdmin(_LocationAdminBase):
         evses = _changed_pks(formsets, Evse)
         if change and not form.has_changed() and not evses:
             return  # nothing changed: nothing to tell the partners
+        statuses = _status_only(formsets) if change and not form.has_changed() else None
+        if statuses:
+            services.evse_statuses_saved_in_admin(location, statuses)
+            return
         services.saved_in_admin(location, evses=evses)
         if change and "shared" in form.changed_data and not location.shared:
             self.message_user(
@@ -762,6 +779,9 @@ class EvseAdmin(_EvseAdminBase):
         connectors = _changed_pks(formsets, Connector)
         evses = [evse.pk] if form.has_changed() else []
         if not evses and not connectors:
+            return
+        if form.changed_data == ["status"] and not connectors:
+            services.evse_statuses_saved_in_admin(location, [evse])
             return
         services.saved_in_admin(location, evses=evses, connectors=connectors)
         _warn_if_not_ocpi(self, request, location)

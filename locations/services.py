@@ -691,6 +691,13 @@ def saved_in_admin(
     push.location_put(location, document(location))
 
 
+def evse_statuses_saved_in_admin(location: Location, evses: Iterable[Evse]) -> None:
+    """Only the status of these EVSEs changed in the admin: a PATCH each, like any status."""
+    for evse in evses:
+        path = ObjectPath(location.country_code, location.party_id, location.location_id, evse.uid)
+        set_evse_status(path, evse.status)
+
+
 def set_evse_status(path: ObjectPath, status: str) -> Outcome:
     """Our EVSE changed status (a charge point reported it): PATCH it to the partners."""
     return patch(path, {"status": status, "last_updated": format_datetime(now_utc())}, owner=None)

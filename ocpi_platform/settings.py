@@ -7,6 +7,7 @@ checks in ``ocpi_platform/checks.py`` (``manage.py check --deploy``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -303,3 +304,50 @@ CELERY_BEAT_SCHEDULE["partner-job-sweep"] = {
     "schedule": 60.0,
     "options": {"expires": 54},
 }
+
+# --- Cockpit and monitoring (issue 13: dashboard, /healthz, /readyz, /metrics, browser fixes) -
+# The cockpit app goes first: its admin templates (dashboard index, header) win.
+INSTALLED_APPS.insert(0, "cockpit")
+# Counts inbound OCPI requests by module, method and status for /metrics (first: sees all).
+MIDDLEWARE.insert(0, "cockpit.middleware.InboundMetricsMiddleware")
+# Admin dates as 2026-12-01 13:05:00 UTC (with the zone), whatever the locale's defaults.
+FORMAT_MODULE_PATH = ["cockpit.formats"]
+# Two instances on one host (127.0.0.1:8001 and :8002) must not share their cookies (cookies
+# ignore the port): the names carry the instance, from OCPI_PUBLIC_URL's host and port.
+OCPI_COOKIE_PREFIX = env.str(
+    "OCPI_COOKIE_PREFIX",
+    default="ocpi_" + "_".join(filter(None, re.split(r"[^A-Za-z0-9]+", _public.netloc))),
+)
+SESSION_COOKIE_NAME = f"{OCPI_COOKIE_PREFIX}_sessionid"
+CSRF_COOKIE_NAME = f"{OCPI_COOKIE_PREFIX}_csrftoken"
+# https public URL: redirect plain http to https and send HSTS (check --deploy W004/W008).
+# Behind a TLS-terminating proxy set DJANGO_BEHIND_PROXY=1 too, or every request redirects.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=_public.scheme == "https")
+SECURE_HSTS_SECONDS = env.int(
+    "DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if _public.scheme == "https" else 0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# Load balancers probe over plain http: the probes are not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
+# Quiet starts: the covering index of locations is a PostgreSQL optimisation (SQLite ignores
+# it), and kombu's filesystem broker needs no host but warns without one.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    SILENCED_SYSTEM_CHECKS = ["models.W040"]
+if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_URL = "filesystem://localhost/"
+# /metrics answers only "Authorization: Bearer <OCPI_METRICS_TOKEN>"; empty: /metrics is off.
+OCPI_METRICS_TOKEN = env_secret("OCPI_METRICS_TOKEN", "")
+# Beat sends the heartbeat task every OCPI_HEARTBEAT_SECONDS; /readyz fails "worker" when no
+# worker ran it for OCPI_READY_WORKER_SECONDS, and "beat" when beat's scheduler has not ticked
+# for OCPI_READY_BEAT_SECONDS.
+OCPI_HEARTBEAT_SECONDS = env.float("OCPI_HEARTBEAT_SECONDS", default=30.0)
+OCPI_READY_WORKER_SECONDS = env.float("OCPI_READY_WORKER_SECONDS", default=120.0)
+OCPI_READY_BEAT_SECONDS = env.float("OCPI_READY_BEAT_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["cockpit-heartbeat"] = {
+    "task": "cockpit.tasks.heartbeat",
+    "schedule": OCPI_HEARTBEAT_SECONDS,
+    "options": {"expires": max(OCPI_HEARTBEAT_SECONDS * 0.9, 1.0)},
+}
+# The database scheduler, stamping beat's heartbeat as it ticks.
+CELERY_BEAT_SCHEDULER = "cockpit.beat:StampingDatabaseScheduler"

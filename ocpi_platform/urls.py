@@ -12,6 +12,7 @@ ocpi_patterns = [path(prefix, include(urls)) for prefix, urls in registry.url_mo
 urlpatterns = [
     path("ocpi/", include((ocpi_patterns, "ocpi"), namespace="ocpi")),
     path("admin/", admin.site.urls),
+    path("", include("cockpit.urls")),
 ]
 
 handler400 = "ocpi_platform.ocpi.envelope.handler400"

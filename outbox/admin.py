@@ -15,10 +15,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import formats
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
+from credentials.admin import wrapped_reason
 from credentials.models import PartnerState
 from ocpi_platform.ocpi.types import now_utc
 
@@ -47,22 +49,19 @@ def _plural(count: int, word: str, words: str | None = None) -> str:
 
 @admin.register(Delivery)
 class DeliveryAdmin(_DeliveryAdminBase):
+    # Few, narrow columns: the partner's answer and the error stay on screen at 1,400 px.
     list_display = (
         "id",
         "partner_link",
-        "method",
-        "module",
-        "path",
+        "message",
         "state_badge",
         "attempts",
-        "changes",
-        "next_attempt_at",
-        "http_status",
-        "ocpi_status",
+        "answer",
         "short_error",
         "created_at",
-        "sent_at",
+        "next_or_sent",
     )
+    ordering = ("-id",)  # newest first: new rows on the first page
     list_filter = ("state", "partner", "module", "method")
     list_select_related = ("partner",)
     search_fields = ("key", "path", "correlation_id")
@@ -141,13 +140,34 @@ class DeliveryAdmin(_DeliveryAdminBase):
             state.value,
         )
 
+    @admin.display(description="message", ordering="path")
+    def message(self, obj: Delivery) -> SafeString:
+        changes = f" ({obj.changes} changes)" if obj.changes > 1 else ""
+        return format_html(
+            '<span class="ocpi-nowrap">{} {}</span> <span class="ocpi-path">{}</span>{}',
+            obj.method,
+            obj.module,
+            obj.path,
+            changes,
+        )
+
+    @admin.display(description="answer (HTTP / OCPI)")
+    def answer(self, obj: Delivery) -> str:
+        if obj.http_status is None and obj.ocpi_status is None:
+            return "-"
+        return f"{obj.http_status or '-'} / {obj.ocpi_status or '-'}"
+
+    @admin.display(description="next attempt / sent", ordering="next_attempt_at")
+    def next_or_sent(self, obj: Delivery) -> str:
+        if obj.sent_at is not None:
+            return f"sent {formats.localize(localtime(obj.sent_at))}"
+        if obj.state in (DeliveryState.PENDING, DeliveryState.SENDING):
+            return f"next {formats.localize(localtime(obj.next_attempt_at))}"
+        return "-"
+
     @admin.display(description="last error")
     def short_error(self, obj: Delivery) -> SafeString | str:
-        if not obj.last_error:
-            return ""
-        return format_html(
-            '<span title="{}">{}</span>', obj.last_error, Truncator(obj.last_error).chars(60)
-        )
+        return wrapped_reason(obj.last_error) if obj.last_error else ""
 
     @admin.display(description="from (OCPI-from-*)")
     def from_party(self, obj: Delivery) -> str:

@@ -111,7 +111,7 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.method} {self.module}/{self.path} to {self.partner_id} ({self.state})"
+        return f"{self.method} {self.module}/{self.path} to {self.partner.name} ({self.state})"
 
 
 class OutboxLease(models.Model):

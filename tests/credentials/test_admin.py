@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -73,8 +74,12 @@ def test_invite_shows_token_a_once_and_it_works(admin_client: Client):
     url = reverse("admin:credentials_partner_invite")
     assert admin_client.get(url).status_code == 200
 
-    response = admin_client.post(url, {"name": "Newco"})
+    posted = admin_client.post(url, {"name": "Newco"})
 
+    # After a redirect (a reload does not invite again), once.
+    assert posted.status_code == 302
+    assert "token-a" in posted["Location"]
+    response = admin_client.get(posted["Location"])
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     token_a = shown_token_a(response)
@@ -88,6 +93,12 @@ def test_invite_shows_token_a_once_and_it_works(admin_client: Client):
     # Nowhere else: not in a message, a cookie, the list, the partner page or its history.
     assert messages_of(response) == []
     assert token_a not in str(response.cookies)
+    assert token_a not in posted["Location"]
+    reloaded = admin_client.get(posted["Location"]).content.decode()
+    assert token_a not in reloaded
+    assert "shown once and is gone" in reloaded
+    assert tokens.find_active(token_a) is not None  # the reload issued nothing, revoked nothing
+    assert InboundToken.objects.filter(partner=row.partner).count() == 1
     for page in (
         reverse(CHANGELIST),
         change_url(row.partner),
@@ -101,14 +112,14 @@ def test_invite_shows_token_a_once_and_it_works(admin_client: Client):
 
 def test_invite_again_needs_confirmation_and_replaces_token_a(admin_client: Client):
     url = reverse("admin:credentials_partner_invite")
-    first = shown_token_a(admin_client.post(url, {"name": "Newco"}))
+    first = shown_token_a(admin_client.post(url, {"name": "Newco"}, follow=True))
 
     refused = admin_client.post(url, {"name": "Newco"})
     assert "already exists" in refused.content.decode()
     assert 'id="token-a"' not in refused.content.decode()
     assert tokens.find_active(first) is not None
 
-    second = shown_token_a(admin_client.post(url, {"name": "Newco", "reinvite": "on"}))
+    second = shown_token_a(admin_client.post(url, {"name": "Newco", "reinvite": "on"}, follow=True))
     assert second != first
     assert tokens.find_active(first) is None
     assert tokens.find_active(second) is not None
@@ -142,7 +153,9 @@ def test_change_page_shows_no_token(admin_client: Client, admin_registered):
 
 def test_change_page_after_invitation_shows_no_token_a(admin_client: Client):
     token_a = shown_token_a(
-        admin_client.post(reverse("admin:credentials_partner_invite"), {"name": "Newco"})
+        admin_client.post(
+            reverse("admin:credentials_partner_invite"), {"name": "Newco"}, follow=True
+        )
     )
     partner = Partner.objects.get(name="Newco")
 
@@ -181,10 +194,16 @@ def test_no_add_form_and_no_deleting_registered_partners(
         reverse(CHANGELIST),
         {"action": "delete_selected", "_selected_action": [partner.pk, admin_invited.pk]},
     )
-    assert response.status_code == 200  # the confirmation, for the invited partner only
-    assert ("warning", "Not deleted: Acme is registered; unregister it first.") in messages_of(
-        response
-    )
+    # Refused as a whole, saying why: no confirmation that silently leaves Acme out.
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        (
+            "error",
+            "Nothing deleted: Acme is registered. Unregister it first, or leave it out of the "
+            "selection.",
+        )
+    ]
+    assert Partner.objects.count() == 2
     admin_client.post(
         reverse(CHANGELIST),
         {"action": "delete_selected", "_selected_action": [admin_invited.pk], "post": "yes"},
@@ -294,3 +313,102 @@ def test_list_and_audit_pages(
     for name in ("partnerjob", "partnerevent"):
         assert admin_client.get(reverse(f"admin:credentials_{name}_changelist")).status_code == 200
         assert admin_client.get(reverse(f"admin:credentials_{name}_add")).status_code == 403
+
+
+# --- the partner page's buttons ----------------------------------------------------------------
+
+
+def button_url(partner: Partner, action: str) -> str:
+    return reverse("admin:credentials_partner_button", args=[partner.pk, action])
+
+
+def test_the_partner_page_has_a_button_per_operation(admin_client: Client, admin_registered):
+    partner, _ = admin_registered
+
+    html = admin_client.get(change_url(partner)).content.decode()
+
+    for label, action in [
+        ("Ping now", "ping_now"),
+        ("Rotate tokens", "rotate_tokens"),
+        ("Re-fetch endpoints", "refresh_endpoints"),
+        ("Suspend", "suspend"),
+        ("Resume", "resume"),
+        ("Unregister…", "unregister"),
+        # registered by the locations app (partner_actions): a button without a line here
+        ("Pull locations (changes since the last pull)", "pull_locations"),
+        ("Pull all locations (full)", "pull_all_locations"),
+    ]:
+        assert f'action="{button_url(partner, action)}"' in html, action
+        assert f">{label}</button>" in html, label
+
+
+def test_a_button_runs_its_action_for_this_partner_and_comes_back(
+    admin_client: Client, admin_registered, admin_invited
+):
+    partner, _ = admin_registered
+
+    response = admin_client.post(button_url(partner, "rotate_tokens"))
+
+    assert response.status_code == 302
+    assert response["Location"] == change_url(partner)
+    assert list(PartnerJob.objects.values_list("partner__name", "kind")) == [
+        ("Acme", JobKind.ROTATE)
+    ]
+    assert any(level == "success" for level, _ in messages_of(response))
+
+    suspended = admin_client.post(button_url(partner, "suspend"))
+    assert suspended["Location"] == change_url(partner)
+    partner.refresh_from_db()
+    assert partner.status == ConnectionStatus.SUSPENDED
+
+
+def test_the_unregister_button_asks_first(admin_client: Client, admin_registered):
+    partner, _ = admin_registered
+    url = button_url(partner, "unregister")
+
+    confirmation = admin_client.post(url)
+    assert confirmation.status_code == 200
+    assert "Yes, unregister" in confirmation.content.decode()
+    assert not PartnerJob.objects.exists()
+
+    done = admin_client.post(url, {"post": "yes"})  # the confirmation posts to the same URL
+    assert done["Location"] == change_url(partner)
+    assert list(PartnerJob.objects.values_list("kind", flat=True)) == [JobKind.UNREGISTER]
+
+
+def test_buttons_refuse_get_unknown_actions_and_users_without_permission(
+    admin_client: Client, admin_registered, django_user_model
+):
+    partner, _ = admin_registered
+    assert admin_client.get(button_url(partner, "rotate_tokens")).status_code == 302
+    assert not PartnerJob.objects.exists()
+    assert admin_client.post(button_url(partner, "delete_selected")).status_code == 403
+
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_partner"))
+    client = Client()
+    client.force_login(viewer)
+    assert 'id="partner-buttons"' not in client.get(change_url(partner)).content.decode()
+    assert client.post(button_url(partner, "rotate_tokens")).status_code == 403
+    assert not PartnerJob.objects.exists()
+
+
+def test_last_seen_never_says_0_minutes(admin_client: Client, admin_registered):
+    partner, _ = admin_registered
+    Partner.objects.filter(pk=partner.pk).update(last_connection=now_utc() - timedelta(seconds=20))
+
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+
+    assert "0\xa0minutes" not in html
+    assert "20 seconds ago" in html
+
+
+def test_long_failure_reasons_keep_their_end(admin_client: Client, admin_invited):
+    reason = "Registration failed: GET https://partner.example/ocpi/versions " + "x" * 400
+    Partner.objects.filter(pk=admin_invited.pk).update(
+        state=PartnerState.FAILED, failure_reason=reason + " HTTP 401"
+    )
+
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+
+    assert "x HTTP 401</span>" in html

@@ -201,6 +201,26 @@ def test_saving_connectors_on_the_evse_page(admin_client: Client, emsp):
     assert body["evses"][1]["connectors"][0]["max_amperage"] == 32
 
 
+@pytest.mark.parametrize("page", ["location", "evse"])
+def test_an_evse_status_saved_in_the_admin_is_patched(admin_client: Client, emsp, page):
+    """The README: a small change is PATCHed, whoever made it (admin included)."""
+    location = ours()
+    evse = location.evses.get(uid="3257")
+    sent_all()
+    obj = location if page == "location" else evse
+    data = form_values(admin_client, change_url(obj))
+    data["evses-1-status" if page == "location" else "status"] = "CHARGING"
+
+    response = admin_client.post(change_url(obj), data)
+
+    assert response.status_code == 302, response.context["errors"]
+    delivery = Delivery.objects.get(partner=emsp.partner, state=DeliveryState.PENDING)
+    assert (delivery.method, delivery.path) == ("PATCH", "NL/ABC/LOC1/3257")
+    assert delivery.body["status"] == "CHARGING"
+    location.refresh_from_db()
+    assert services.document(location)["evses"][1]["status"] == "CHARGING"
+
+
 def test_a_new_location_must_be_one_of_our_cpo_parties(admin_client: Client):
     url = reverse("admin:locations_location_add")
     data = form_values(admin_client, url)
