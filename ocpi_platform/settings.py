@@ -303,3 +303,14 @@ CELERY_BEAT_SCHEDULE["partner-job-sweep"] = {
     "schedule": 60.0,
     "options": {"expires": 54},
 }
+
+# --- Request journal and partner doctor (journal/, issue 13) ---------------------------------
+INSTALLED_APPS.append("journal")
+# Right after OcpiHeadersMiddleware: every request under /ocpi/ is journaled after its answer.
+MIDDLEWARE.insert(1, "journal.middleware.JournalMiddleware")
+# Journal entries older than this many days are deleted by the hourly housekeeping task.
+OCPI_JOURNAL_RETENTION_DAYS = env.float("OCPI_JOURNAL_RETENTION_DAYS", default=7.0)
+# While bodies are journaled for a partner (admin, for debugging): each body is cut here.
+OCPI_JOURNAL_BODY_MAX_CHARS = env.int("OCPI_JOURNAL_BODY_MAX_CHARS", default=65536)
+# Read timeout of each request of the partner doctor (manage.py ocpi_doctor, admin button).
+OCPI_DOCTOR_READ_TIMEOUT = env.float("OCPI_DOCTOR_READ_TIMEOUT", default=10.0)

@@ -1,0 +1,240 @@
+"""Writing the journal: one INSERT per call, after the answer; bodies only while captured.
+
+Redaction, whatever is kept:
+* a path's query values whose names look secret (token, key, secret, password, signature…),
+  and the user info of an outbound URL, become ``***``;
+* in a body (only while its partner's ``BodyCapture`` runs): every JSON member named ``token``
+  or ``authorization`` (the credentials object's token, both ways), every ``Token …`` header
+  form, and the call's own token values (plain and Base64), wherever they appear.
+Nothing here ever raises into the call it records: a failed write is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.http import HttpRequest, HttpResponse
+
+from ocpi_platform.ocpi.client import Exchange
+from ocpi_platform.ocpi.principal import PartnerPrincipal, PresentedToken
+from ocpi_platform.ocpi.types import now_utc
+
+from .models import BodyCapture, Direction, Entry
+
+logger = logging.getLogger(__name__)
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"token|secret|passw|key|auth|signature|sig$|credential", re.I)
+_SECRET_MEMBERS = frozenset({"token", "authorization"})
+_TOKEN_HEADER = re.compile(r"(Token)\s+[^\s\"',;]+", re.I)
+_STATUS_CODE = re.compile(rb'"status_code"\s*:\s*(\d{4})')
+
+
+# --- redaction ------------------------------------------------------------------------------------
+
+
+def clean_path(url: str) -> str:
+    """The path (or URL) with no user info and no secret-looking query values."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if _SECRET_NAME.search(k) else v) for k, v in pairs])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))[:1000]
+
+
+def _mask_members(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: MASK if str(k).lower() in _SECRET_MEMBERS else _mask_members(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_members(v) for v in value]
+    return value
+
+
+def redact_body(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
+    """A body as it may be stored: tokens masked, cut at OCPI_JOURNAL_BODY_MAX_CHARS."""
+    if not raw:
+        return ""
+    text = raw.decode("utf-8", errors="replace")
+    with suppress(ValueError, RecursionError):  # not JSON: the text, with the masks below
+        text = json.dumps(_mask_members(json.loads(text)), ensure_ascii=False)
+    text = _TOKEN_HEADER.sub(rf"\1 {MASK}", text)
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    limit = int(settings.OCPI_JOURNAL_BODY_MAX_CHARS)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# --- which partners have their bodies journaled (cached per process) ----------------------------
+
+_captures: dict[int, datetime] = {}
+_captures_read = -1e9
+_captures_lock = threading.Lock()
+CAPTURES_REFRESH_SECONDS = 5.0
+
+
+def forget_captures() -> None:
+    """Read the captures again on the next call (after a change, and in tests)."""
+    global _captures_read
+    with _captures_lock:
+        _captures_read = -1e9
+
+
+def _active_captures() -> dict[int, datetime]:
+    global _captures, _captures_read
+    moment = time.monotonic()
+    if moment - _captures_read > CAPTURES_REFRESH_SECONDS:
+        with _captures_lock:
+            try:
+                rows = BodyCapture.objects.filter(until__gt=now_utc()).values_list(
+                    "partner_id", "until"
+                )
+                _captures = dict(rows)
+            except DatabaseError:
+                logger.exception("Could not read the journal's body captures")
+                _captures = {}
+            _captures_read = moment
+    return _captures
+
+
+def bodies_wanted(partner_id: int | None) -> bool:
+    if partner_id is None:
+        return False
+    until = _active_captures().get(partner_id)
+    return until is not None and until > now_utc()
+
+
+def any_bodies_wanted() -> bool:
+    return bool(_active_captures())
+
+
+def capture_bodies(partner_id: int, minutes: float, by: str = "") -> BodyCapture:
+    row, _ = BodyCapture.objects.update_or_create(
+        partner_id=partner_id,
+        defaults={"until": now_utc() + timedelta(minutes=minutes), "set_by": by[:150]},
+    )
+    forget_captures()
+    return row
+
+
+def stop_capture(partner_id: int) -> None:
+    BodyCapture.objects.filter(partner_id=partner_id).delete()
+    forget_captures()
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _write(entry: Entry) -> None:
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint: a failed write spoils nothing of the caller
+                entry.save(force_insert=True)
+        else:
+            entry.save(force_insert=True)
+    except DatabaseError:
+        logger.exception("Could not write a journal entry (%s %s)", entry.method, entry.path)
+
+
+def record_outbound(exchange: Exchange) -> None:
+    """Client observer: a call we made."""
+    with_bodies = bodies_wanted(exchange.partner_id)
+    _write(
+        Entry(
+            created_at=exchange.started_at,
+            partner_id=exchange.partner_id,
+            direction=Direction.OUT,
+            method=exchange.method[:10],
+            path=clean_path(exchange.url),
+            http_status=exchange.http_status,
+            ocpi_status=exchange.ocpi_status,
+            duration_ms=round(exchange.duration_ms),
+            request_id=exchange.request_id[:255],
+            correlation_id=exchange.correlation_id[:255],
+            error=exchange.error[:2000],
+            request_body=redact_body(exchange.request_body, exchange.secrets)
+            if with_bodies
+            else "",
+            response_body=(
+                redact_body(exchange.response_body, exchange.secrets) if with_bodies else ""
+            ),
+        )
+    )
+
+
+def _ocpi_status(response: HttpResponse) -> int | None:
+    data = getattr(response, "data", None)  # a DRF Response: the envelope, not yet rendered
+    if isinstance(data, dict):
+        code = data.get("status_code")
+        return code if isinstance(code, int) and not isinstance(code, bool) else None
+    if response.streaming:
+        return None
+    content = response.content
+    # An envelope that is not a DRF Response (the middleware's errors) is small.
+    match = _STATUS_CODE.search(content[:4096] if len(content) > 4096 else content)
+    return int(match.group(1)) if match else None
+
+
+def _principal(request: HttpRequest) -> PartnerPrincipal | None:
+    # DRF sets request.user on the Django request when it authenticates; ``type`` (not
+    # isinstance) so that the session's lazy user is never evaluated.
+    user = request.__dict__.get("user")
+    return user if type(user) is PartnerPrincipal else None
+
+
+def _inbound_secrets(request: HttpRequest) -> tuple[str, ...]:
+    found = []
+    auth = request.__dict__.get("auth")
+    if isinstance(auth, PresentedToken):
+        found.append(auth.value)
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    value = header.strip().partition(" ")[2].strip()
+    if value:
+        found.append(value)
+    return tuple(found)
+
+
+def record_inbound(
+    request: HttpRequest, response: HttpResponse, started: float, body: bytes | None
+) -> None:
+    """Middleware: a call the partner made (``body``: read before the view, or None)."""
+    principal = _principal(request)
+    partner_id = principal.partner_id if principal else None
+    duration = (time.monotonic() - started) * 1000
+    with_bodies = body is not None and bodies_wanted(partner_id)
+    secrets = _inbound_secrets(request) if with_bodies else ()
+    _write(
+        Entry(
+            created_at=now_utc() - timedelta(milliseconds=duration),
+            partner_id=partner_id,
+            direction=Direction.IN,
+            method=(request.method or "")[:10],
+            path=clean_path(request.get_full_path()),
+            http_status=response.status_code,
+            ocpi_status=_ocpi_status(response),
+            duration_ms=round(duration),
+            request_id=str(getattr(request, "ocpi_request_id", ""))[:255],
+            correlation_id=str(getattr(request, "ocpi_correlation_id", ""))[:255],
+            request_body=redact_body(body or b"", secrets) if with_bodies else "",
+            response_body=(
+                redact_body(response.content, secrets)
+                if with_bodies and not response.streaming
+                else ""
+            ),
+        )
+    )
