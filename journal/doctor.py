@@ -273,7 +273,7 @@ class _Doctor:
                 "; ".join(problems) + ".",
                 "Spec transport › Pagination: every page carries X-Total-Count and X-Limit, "
                 'and Link: <next page URL>; rel="next" unless it is the last page. Without '
-                "them a pull stops after the first page.",
+                "Link a pull stops after the first page.",
             )
             return
         paged = f"Link to {link}" if link else "one page only (Link not exercised)"
@@ -281,7 +281,7 @@ class _Doctor:
 
     def check_date_filter(self, identifier: str, url: str) -> None:
         name = f"{identifier} date_from"
-        future = format_datetime(now_utc() + timedelta(days=365))
+        future = format_datetime((now_utc() + timedelta(days=365)).replace(microsecond=0))
         answer = self.get(url, {"date_from": future, "limit": "1"})
         if isinstance(answer, PartnerError):
             self.add(name, Verdict.FAIL, answer.message, "date_from is a standard parameter.")

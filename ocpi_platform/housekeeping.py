@@ -8,7 +8,7 @@ Project level (it may import the apps; the core ``ocpi_platform/ocpi`` may not).
 * partner events;
 * status changes, except the newest one of each partner (it says why the status is what it is);
 * partner jobs that finished (SUCCEEDED or FAILED); pending and running ones stay;
-* request journal entries, after OCPI_JOURNAL_RETENTION_DAYS (shifted like the general cutoff).
+* request journal entries, after OCPI_JOURNAL_RETENTION_DAYS (or the run's shorter --days).
 
 Rows are deleted in batches of ids (``BATCH`` per DELETE, at most ``MAX_BATCHES`` per kind and
 run), so a run never holds long locks; a backlog is worked off over the next runs. Safe to run
@@ -70,8 +70,9 @@ def finished_jobs(before: datetime) -> QuerySet[PartnerJob]:
 
 
 def old_journal_entries(before: datetime) -> QuerySet[Entry]:
-    shift = float(settings.OCPI_RETENTION_DAYS) - float(settings.OCPI_JOURNAL_RETENTION_DAYS)
-    return Entry.objects.filter(created_at__lt=before + timedelta(days=shift))
+    """Older than OCPI_JOURNAL_RETENTION_DAYS, or than the run's cutoff when that is later."""
+    journal = now_utc() - timedelta(days=float(settings.OCPI_JOURNAL_RETENTION_DAYS))
+    return Entry.objects.filter(created_at__lt=max(before, journal))
 
 
 KINDS: dict[str, Callable[[datetime], QuerySet[Any]]] = {

@@ -185,3 +185,20 @@ def test_entries_older_than_the_journal_retention_are_pruned(registered, setting
     assert report.counts["journal_entries"] == 2
     assert set(Entry.objects.values_list("pk", flat=True)) == {recent}
     assert not Entry.objects.filter(pk__in=[old, older]).exists()
+
+
+def test_a_shorter_prune_days_prunes_the_journal_too(registered, settings):
+    settings.OCPI_JOURNAL_RETENTION_DAYS = 7
+    now = now_utc()
+    for age in (2, 0.5):
+        Entry.objects.create(
+            created_at=now - timedelta(days=age),
+            partner=registered.partner,
+            direction=Direction.OUT,
+            method="GET",
+            path="https://partner.test/ocpi/versions",
+            duration_ms=1,
+        )
+
+    assert housekeeping.prune(at=now, days=1).counts["journal_entries"] == 1
+    assert Entry.objects.count() == 1
