@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
@@ -87,7 +88,7 @@ def _outcome(obj: Entry) -> SafeString:
     failed = obj.http_status is None or obj.http_status >= 400 or (obj.ocpi_status or 0) >= 2000
     colour = "#c62828" if failed else "#2e7d32"
     return format_html(
-        '<b style="color:{}">{}</b> · {}',
+        '<span style="white-space:nowrap"><b style="color:{}">{}</b> · {}</span>',
         colour,
         obj.http_status if obj.http_status is not None else "no answer",
         obj.ocpi_status if obj.ocpi_status is not None else "–",
@@ -99,21 +100,22 @@ class EntryAdmin(_EntryAdminBase):
     list_display = (
         "when",
         "partner",
-        "direction",
+        "way",
         "method",
         "path",
         "outcome",
         "duration_ms",
-        "correlation_id",
-        "request_id",
-        "error",
+        "correlation",
+        "why",
     )
     list_filter = ("direction", OutcomeFilter, "method", "partner")
     search_fields = ("path", "correlation_id", "request_id", "error")
     search_help_text = "Path, X-Correlation-ID, X-Request-ID or error text."
     list_select_related = ("partner",)
     date_hierarchy = "created_at"
-    show_full_result_count = False  # the journal is large: no COUNT(*) of the whole table
+    # The journal is large: no COUNT(*) of the whole table, no counts per filter choice.
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
     readonly_fields = (
         "created_at",
@@ -139,6 +141,29 @@ class EntryAdmin(_EntryAdminBase):
     @admin.display(description="HTTP · OCPI")
     def outcome(self, obj: Entry) -> SafeString:
         return _outcome(obj)
+
+    @admin.display(description="time", ordering="created_at")
+    def at(self, obj: Entry) -> SafeString:
+        moment = localtime(obj.created_at)
+        return format_html(
+            '<span title="{}">{}</span>',
+            moment.strftime("%Y-%m-%d %Z"),
+            moment.strftime("%H:%M:%S.%f")[:-3],
+        )
+
+    @admin.display(description="correlation id")
+    def correlation(self, obj: Entry) -> SafeString:
+        return format_html(
+            '<span title="{}">{}</span>', obj.correlation_id, Truncator(obj.correlation_id).chars(9)
+        )
+
+    @admin.display(description="error")
+    def why(self, obj: Entry) -> SafeString:
+        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(60))
+
+    @admin.display(description="direction", ordering="direction")
+    def way(self, obj: Entry) -> str:
+        return "← in" if obj.direction == Direction.IN else "→ out"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -230,10 +255,14 @@ class JournalInline(partner_admin.ReadOnlyInline):
     formset = RecentEntries
     template = "admin/journal/journal_inline.html"
     verbose_name_plural = f"request journal (newest {INLINE_ROWS})"
-    fields = ("when", "direction", "method", "path", "outcome", "duration_ms", "correlation_id")
+    fields = ("at", "way", "method", "path", "outcome", "duration_ms", "correlation", "why")
     readonly_fields = fields
-    when = EntryAdmin.when
     outcome = EntryAdmin.outcome
+    way = EntryAdmin.way
+
+    at = EntryAdmin.at
+    correlation = EntryAdmin.correlation
+    why = EntryAdmin.why
 
     def get_formset(self, request: HttpRequest, obj: Partner | None = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)

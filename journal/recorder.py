@@ -11,8 +11,10 @@ Nothing here ever raises into the call it records: a failed write is logged and 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -138,17 +140,76 @@ def stop_capture(partner_id: int) -> None:
 
 
 # --- writing --------------------------------------------------------------------------------------
+#
+# With OCPI_JOURNAL_FLUSH_SECONDS > 0 (production) entries are buffered per process and written
+# by one background thread in one multi-row INSERT per interval: a request pays for building the
+# row, not for a round trip and a commit. What is buffered when a process dies is lost (at most
+# one interval); a normal exit writes it. With 0 (tests), each entry is written at once.
+
+_buffer: list[Entry] = []
+_buffer_lock = threading.Lock()
+_flusher_pid: int | None = None
+BUFFER_MAX = 10_000  # entries kept while the database cannot be written; older ones are dropped
 
 
-def _write(entry: Entry) -> None:
+def _insert(entries: list[Entry]) -> None:
     try:
         if connection.in_atomic_block:
             with transaction.atomic():  # a savepoint: a failed write spoils nothing of the caller
-                entry.save(force_insert=True)
+                Entry.objects.bulk_create(entries)
         else:
-            entry.save(force_insert=True)
+            Entry.objects.bulk_create(entries)
     except DatabaseError:
-        logger.exception("Could not write a journal entry (%s %s)", entry.method, entry.path)
+        logger.exception("Could not write %s journal entries", len(entries))
+        if not connection.in_atomic_block:
+            connection.close()  # a broken connection is opened again on the next write
+
+
+def flush() -> int:
+    """Write what is buffered (the flusher thread, at exit, and tests); the count written."""
+    with _buffer_lock:
+        entries = _buffer[:]
+        _buffer.clear()
+    if entries:
+        _insert(entries)
+    return len(entries)
+
+
+def _flush_forever(interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            flush()
+        except Exception:  # never let the thread die
+            logger.exception("The journal flusher failed")
+
+
+def _start_flusher(interval: float) -> None:
+    """One flusher thread per process (started again in a forked child)."""
+    global _flusher_pid
+    pid = os.getpid()
+    if _flusher_pid == pid:
+        return
+    _flusher_pid = pid
+    threading.Thread(
+        target=_flush_forever, args=(interval,), name="journal-flusher", daemon=True
+    ).start()
+
+
+atexit.register(flush)
+
+
+def _write(entry: Entry) -> None:
+    interval = float(settings.OCPI_JOURNAL_FLUSH_SECONDS)
+    if interval <= 0:
+        _insert([entry])
+        return
+    with _buffer_lock:
+        _start_flusher(interval)
+        if len(_buffer) >= BUFFER_MAX:
+            del _buffer[: BUFFER_MAX // 10]
+            logger.warning("The journal buffer is full: the oldest entries were dropped")
+        _buffer.append(entry)
 
 
 def record_outbound(exchange: Exchange) -> None:

@@ -202,3 +202,15 @@ def test_a_shorter_prune_days_prunes_the_journal_too(registered, settings):
 
     assert housekeeping.prune(at=now, days=1).counts["journal_entries"] == 1
     assert Entry.objects.count() == 1
+
+
+def test_buffered_entries_are_written_in_one_go_by_flush(api, registered, settings):
+    """Production buffers entries per process (OCPI_JOURNAL_FLUSH_SECONDS); flush writes them."""
+    settings.OCPI_JOURNAL_FLUSH_SECONDS = 3600  # the flusher thread will not run in this test
+    for _ in range(3):
+        api.get("/ocpi/versions", token=registered.inbound_token)
+
+    assert not Entry.objects.exists()
+    assert recorder.flush() == 3
+    assert Entry.objects.filter(partner=registered.partner).count() == 3
+    assert recorder.flush() == 0
