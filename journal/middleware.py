@@ -28,7 +28,7 @@ class JournalMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not is_ocpi_path(request.path_info):
+        if not is_ocpi_path(request.path_info) or not recorder.enabled():
             return self.get_response(request)
         started = time.monotonic()
         body = None

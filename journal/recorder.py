@@ -199,6 +199,10 @@ def _start_flusher(interval: float) -> None:
 atexit.register(flush)
 
 
+def enabled() -> bool:
+    return bool(settings.OCPI_JOURNAL)
+
+
 def _write(entry: Entry) -> None:
     interval = float(settings.OCPI_JOURNAL_FLUSH_SECONDS)
     if interval <= 0:
@@ -214,6 +218,8 @@ def _write(entry: Entry) -> None:
 
 def record_outbound(exchange: Exchange) -> None:
     """Client observer: a call we made."""
+    if not enabled():
+        return
     with_bodies = bodies_wanted(exchange.partner_id)
     _write(
         Entry(

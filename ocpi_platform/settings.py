@@ -308,6 +308,8 @@ CELERY_BEAT_SCHEDULE["partner-job-sweep"] = {
 INSTALLED_APPS.append("journal")
 # Right after OcpiHeadersMiddleware: every request under /ocpi/ is journaled after its answer.
 MIDDLEWARE.insert(1, "journal.middleware.JournalMiddleware")
+# Off: nothing is journaled (an emergency switch; the journal is meant to stay on).
+OCPI_JOURNAL = env.bool("OCPI_JOURNAL", default=True)
 # Journal entries older than this many days are deleted by the hourly housekeeping task.
 OCPI_JOURNAL_RETENTION_DAYS = env.float("OCPI_JOURNAL_RETENTION_DAYS", default=7.0)
 # While bodies are journaled for a partner (admin, for debugging): each body is cut here.

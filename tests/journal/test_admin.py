@@ -15,13 +15,6 @@ from tests.fakes.doctor_partner import DoctorPartner
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fresh_captures():
-    recorder.forget_captures()
-    yield
-    recorder.forget_captures()
-
-
 def change_url(partner) -> str:
     return reverse("admin:credentials_partner_change", args=[partner.pk])
 

@@ -23,13 +23,6 @@ pytestmark = pytest.mark.django_db
 COLUMNS = [f.attname for f in Entry._meta.concrete_fields]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_captures():
-    recorder.forget_captures()
-    yield
-    recorder.forget_captures()
-
-
 def stored_text() -> str:
     """Every column of every journal entry, as one text."""
     return "\n".join(str(v) for row in Entry.objects.values_list(*COLUMNS) for v in row)
