@@ -96,7 +96,7 @@ def _outcome(obj: Entry) -> SafeString:
 
 
 @admin.register(Entry)
-class EntryAdmin(_EntryAdminBase):
+class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
     list_display = (
         "when",
         "partner",
@@ -164,15 +164,6 @@ class EntryAdmin(_EntryAdminBase):
     @admin.display(description="direction", ordering="direction")
     def way(self, obj: Entry) -> str:
         return "← in" if obj.direction == Direction.IN else "→ out"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or _can_view_partner(request)

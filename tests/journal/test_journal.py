@@ -156,24 +156,23 @@ def test_a_transport_seam_call_of_a_client_without_partner_is_journaled(db):
     assert (entry.partner_id, entry.http_status) == (None, 503)
 
 
+def aged_entry(partner, age_days: float) -> int:
+    return Entry.objects.create(
+        created_at=now_utc() - timedelta(days=age_days),
+        partner=partner,
+        direction=Direction.IN,
+        method="GET",
+        path="/ocpi/versions",
+        duration_ms=1,
+    ).pk
+
+
 def test_entries_older_than_the_journal_retention_are_pruned(registered, settings):
     settings.OCPI_RETENTION_DAYS = 30
     settings.OCPI_JOURNAL_RETENTION_DAYS = 7
-    now = now_utc()
+    old, older, recent = (aged_entry(registered.partner, age) for age in (8, 40, 6))
 
-    def entry(age_days: float) -> int:
-        return Entry.objects.create(
-            created_at=now - timedelta(days=age_days),
-            partner=registered.partner,
-            direction=Direction.IN,
-            method="GET",
-            path="/ocpi/versions",
-            duration_ms=1,
-        ).pk
-
-    old, older, recent = entry(8), entry(40), entry(6)
-
-    report = housekeeping.prune(at=now)
+    report = housekeeping.prune()
 
     assert report.counts["journal_entries"] == 2
     assert set(Entry.objects.values_list("pk", flat=True)) == {recent}
@@ -182,18 +181,10 @@ def test_entries_older_than_the_journal_retention_are_pruned(registered, setting
 
 def test_a_shorter_prune_days_prunes_the_journal_too(registered, settings):
     settings.OCPI_JOURNAL_RETENTION_DAYS = 7
-    now = now_utc()
-    for age in (2, 0.5):
-        Entry.objects.create(
-            created_at=now - timedelta(days=age),
-            partner=registered.partner,
-            direction=Direction.OUT,
-            method="GET",
-            path="https://partner.test/ocpi/versions",
-            duration_ms=1,
-        )
+    aged_entry(registered.partner, 2)
+    aged_entry(registered.partner, 0.5)
 
-    assert housekeeping.prune(at=now, days=1).counts["journal_entries"] == 1
+    assert housekeeping.prune(days=1).counts["journal_entries"] == 1
     assert Entry.objects.count() == 1
 
 
