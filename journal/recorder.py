@@ -252,8 +252,9 @@ def _ocpi_status(response: HttpResponse) -> int | None:
     if response.streaming:
         return None
     content = response.content
-    # An envelope that is not a DRF Response (the middleware's errors) is small.
-    match = _STATUS_CODE.search(content[:4096] if len(content) > 4096 else content)
+    # Not a DRF Response: the middleware's errors (small), or a list page rendered in advance
+    # (``raw_data_response``: the envelope's members follow the data, at the end).
+    match = _STATUS_CODE.search(content[-1024:]) or _STATUS_CODE.search(content[:1024])
     return int(match.group(1)) if match else None
 
 

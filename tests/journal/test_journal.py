@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from datetime import timedelta
 
 import httpx
@@ -198,3 +199,16 @@ def test_buffered_entries_are_written_in_one_go_by_flush(api, registered, settin
     assert recorder.flush() == 3
     assert Entry.objects.filter(partner=registered.partner).count() == 3
     assert recorder.flush() == 0
+
+
+def test_the_status_of_a_list_page_rendered_in_advance_is_journaled(registered):
+    from django.http import HttpRequest
+
+    from ocpi_platform.ocpi.envelope import raw_data_response
+
+    response = raw_data_response("[" + ",".join(['{"id": "x"}'] * 500) + "]")
+    request = HttpRequest()
+    request.method, request.path = "GET", "/ocpi/2.2.1/locations"
+    recorder.record_inbound(request, response, time.monotonic(), None)
+
+    assert Entry.objects.get().ocpi_status == 1000
