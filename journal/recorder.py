@@ -47,6 +47,8 @@ _STATUS_CODE = re.compile(rb'"status_code"\s*:\s*(\d{4})')
 
 def clean_path(url: str) -> str:
     """The path (or URL) with no user info and no secret-looking query values."""
+    if "@" not in url and not _SECRET_NAME.search(url.partition("?")[2]):
+        return url[:1000]  # the common case, without parsing
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query
