@@ -319,6 +319,7 @@ def _client(partner: Partner, token: str | None = None) -> OcpiClient:
         encoding=TokenEncoding(partner.token_encoding),
         read_timeout=settings.OCPI_HTTP_HANDSHAKE_TIMEOUT,
         on_refused=urlrefusals.recorder(partner.pk),
+        partner_id=partner.pk,
     )
 
 
@@ -359,7 +360,10 @@ def register_partner(*, principal: PartnerPrincipal, offer: Offer) -> dict[str, 
             state=PartnerState.REGISTERING
         )
         with OcpiClient(
-            offer.token, encoding=principal.encoding, on_refused=urlrefusals.recorder(partner.pk)
+            offer.token,
+            encoding=principal.encoding,
+            on_refused=urlrefusals.recorder(partner.pk),
+            partner_id=partner.pk,
         ) as client:
             found = discover(client, offer.url, version=VERSION)
             encoding = client.encoding
@@ -408,7 +412,10 @@ def update_credentials(*, principal: PartnerPrincipal, offer: Offer) -> dict[str
         raise ServerError("Another credentials update for this partner is running; retry shortly.")
     try:
         with OcpiClient(
-            offer.token, encoding=principal.encoding, on_refused=urlrefusals.recorder(partner.pk)
+            offer.token,
+            encoding=principal.encoding,
+            on_refused=urlrefusals.recorder(partner.pk),
+            partner_id=partner.pk,
         ) as client:
             found = discover(client, offer.url, version=VERSION)
             encoding = client.encoding
@@ -670,6 +677,7 @@ def _undo_remote_registration(
             read_timeout=LATE_DELETE_READ_TIMEOUT if late else None,
             encoding_fallback=not late,
             on_refused=urlrefusals.recorder(partner.pk),
+            partner_id=partner.pk,
         ) as client:
             client.delete(url)
     except Exception as exc:

@@ -211,6 +211,7 @@ def client_for(partner: Partner, *, mark_seen_on_reply: bool = True, **kwargs: A
         encoding=TokenEncoding(partner.token_encoding),
         on_reply=seen if mark_seen_on_reply else None,
         on_refused=urlrefusals.recorder(partner.pk),  # a URL policy refusal goes on the trail
+        partner_id=partner.pk,  # the request journal files the calls under it
         **kwargs,
     )
 

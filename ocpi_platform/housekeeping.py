@@ -7,7 +7,8 @@ Project level (it may import the apps; the core ``ocpi_platform/ocpi`` may not).
   delivered PUT resolved them (CANCELLED, see outbox.services);
 * partner events;
 * status changes, except the newest one of each partner (it says why the status is what it is);
-* partner jobs that finished (SUCCEEDED or FAILED); pending and running ones stay.
+* partner jobs that finished (SUCCEEDED or FAILED); pending and running ones stay;
+* request journal entries, after OCPI_JOURNAL_RETENTION_DAYS (or the run's shorter --days).
 
 Rows are deleted in batches of ids (``BATCH`` per DELETE, at most ``MAX_BATCHES`` per kind and
 run), so a run never holds long locks; a backlog is worked off over the next runs. Safe to run
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.db.models import Model, OuterRef, QuerySet, Subquery
 
 from credentials.models import JobState, PartnerEvent, PartnerJob, StatusChange
+from journal.models import Entry
 from ocpi_platform.locks import single_run
 from ocpi_platform.ocpi.types import now_utc
 from outbox.models import Delivery, DeliveryState
@@ -67,11 +69,18 @@ def finished_jobs(before: datetime) -> QuerySet[PartnerJob]:
     )
 
 
+def old_journal_entries(before: datetime) -> QuerySet[Entry]:
+    """Older than OCPI_JOURNAL_RETENTION_DAYS, or than the run's cutoff when that is later."""
+    journal = now_utc() - timedelta(days=float(settings.OCPI_JOURNAL_RETENTION_DAYS))
+    return Entry.objects.filter(created_at__lt=max(before, journal))
+
+
 KINDS: dict[str, Callable[[datetime], QuerySet[Any]]] = {
     "deliveries": done_deliveries,
     "partner_events": old_events,
     "status_changes": old_status_changes,
     "partner_jobs": finished_jobs,
+    "journal_entries": old_journal_entries,
 }
 
 

@@ -351,3 +351,22 @@ CELERY_BEAT_SCHEDULE["cockpit-heartbeat"] = {
 }
 # The database scheduler, stamping beat's heartbeat as it ticks.
 CELERY_BEAT_SCHEDULER = "cockpit.beat:StampingDatabaseScheduler"
+
+# --- Request journal and partner doctor (journal/, issue 13) ---------------------------------
+INSTALLED_APPS.append("journal")
+# Right after OcpiHeadersMiddleware: every request under /ocpi/ is journaled after its answer.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("ocpi_platform.ocpi.headers.OcpiHeadersMiddleware") + 1,
+    "journal.middleware.JournalMiddleware",
+)
+# Off: nothing is journaled (an emergency switch; the journal is meant to stay on).
+OCPI_JOURNAL = env.bool("OCPI_JOURNAL", default=True)
+# Journal entries older than this many days are deleted by the hourly housekeeping task.
+OCPI_JOURNAL_RETENTION_DAYS = env.float("OCPI_JOURNAL_RETENTION_DAYS", default=7.0)
+# While bodies are journaled for a partner (admin, for debugging): each body is cut here.
+OCPI_JOURNAL_BODY_MAX_CHARS = env.int("OCPI_JOURNAL_BODY_MAX_CHARS", default=65536)
+# Journal entries are buffered per process and written every this many seconds in one INSERT
+# (0: each at once, as the tests do). A process killed loses at most this much of its journal.
+OCPI_JOURNAL_FLUSH_SECONDS = env.float("OCPI_JOURNAL_FLUSH_SECONDS", default=1.0)
+# Read timeout of each request of the partner doctor (manage.py ocpi_doctor, admin button).
+OCPI_DOCTOR_READ_TIMEOUT = env.float("OCPI_DOCTOR_READ_TIMEOUT", default=10.0)

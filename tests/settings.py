@@ -21,3 +21,7 @@ ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 OCPI_AUTH_CACHE_SECONDS = 0
 # In-process tests list right after a write: read the database (the listing tests enable it).
 OCPI_LIST_CACHE_SECONDS = 0
+# The request journal is off (its write would count in the query budgets of other tests);
+# tests/journal turns it on, writing each entry at once (no thread outside the transaction).
+OCPI_JOURNAL = False
+OCPI_JOURNAL_FLUSH_SECONDS = 0

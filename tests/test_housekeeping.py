@@ -130,6 +130,7 @@ def test_prune_deletes_what_is_done_and_old_and_keeps_the_rest(data):
         "partner_events": 2,
         "status_changes": 3,
         "partner_jobs": 2,
+        "journal_entries": 0,
     }
     assert report.more == []
     assert housekeeping.prune().counts == dict.fromkeys(report.counts, 0)  # idempotent
@@ -146,6 +147,7 @@ def test_a_dry_run_counts_and_deletes_nothing(data):
         "partner_events": 2,
         "status_changes": 3,
         "partner_jobs": 2,
+        "journal_entries": 0,
     }
 
 

@@ -21,6 +21,10 @@ inbound parser's limits (``envelope.parse_json_body``).
 
 Tests inject an ``httpx`` transport through ``use_transport`` (the only seam); the URL policy
 still applies to it (without resolving or connecting).
+
+Observers (``observe``: the request journal) see every request that was sent, as an
+``Exchange``: its answer's statuses, or why there was none. A call refused by the URL policy sent
+nothing and is not an exchange.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -51,6 +56,45 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "ocpi-platform/2.2.1"
 
 _transport: ContextVar[httpx.BaseTransport | None] = ContextVar("ocpi_transport", default=None)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request sent to a partner and its answer (``http_status`` None: no answer, see
+    ``error``). The bodies are raw; ``secrets`` are the token values of the call, so that an
+    observer can redact them (never shown in a repr)."""
+
+    partner_id: int | None
+    method: str
+    url: str
+    request_id: str
+    correlation_id: str
+    http_status: int | None
+    ocpi_status: int | None
+    started_at: datetime
+    duration_ms: float
+    error: str
+    request_body: bytes = field(repr=False)
+    response_body: bytes = field(repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+_observers: list[Callable[[Exchange], None]] = []
+
+
+def observe(callback: Callable[[Exchange], None]) -> None:
+    """Call ``callback`` with every exchange of every client (once per callback)."""
+    if callback not in _observers:
+        _observers.append(callback)
+
+
+@dataclass
+class _Sent:
+    request: httpx.Request
+    response: httpx.Response
+    body: bytes
+    started: float  # monotonic
+    started_at: datetime
 
 
 @contextmanager
@@ -235,8 +279,13 @@ class OcpiClient:
         encoding_fallback: bool = True,
         on_reply: Callable[[OcpiReply], None] | None = None,
         on_refused: Callable[[UrlRefused], None] | None = None,
+        partner_id: int | None = None,
     ) -> None:
         self._token = token
+        # Whom the exchanges are with (the journal files them under it), and this client's own
+        # observers besides the global ones.
+        self.partner_id = partner_id
+        self.observers: list[Callable[[Exchange], None]] = []
         # Called with every successful reply (the partner is alive: callers mark it seen).
         self.on_reply = on_reply
         # Called when the URL policy refuses a call (callers record it on the partner).
@@ -288,9 +337,11 @@ class OcpiClient:
         encoding: TokenEncoding,
         json: Any,
         params: Mapping[str, str] | None,
-    ) -> tuple[httpx.Response, bytes]:
+    ) -> _Sent:
         """Send the request; the answer (closed) and its body, read up to the size limit."""
         what = f"{method} {redact_url(url)}"
+        started, started_at = time.monotonic(), datetime.now(UTC)
+        request: httpx.Request | None = None
         try:
             request = self._http.build_request(
                 method,
@@ -301,7 +352,10 @@ class OcpiClient:
             )
             response = self._http.send(request, stream=True)
             try:
-                return response, _read_body(what, response)
+                return _Sent(request, response, _read_body(what, response), started, started_at)
+            except PartnerError as exc:
+                self._notify(_Sent(request, response, b"", started, started_at), None, exc.message)
+                raise
             finally:
                 response.close()
         except PolicyViolation as exc:
@@ -315,19 +369,67 @@ class OcpiClient:
                 self.on_refused(refused)
             raise refused from None
         except httpx.TimeoutException:
-            raise PartnerUnavailable(f"{what} timed out.") from None
+            error: PartnerError = PartnerUnavailable(f"{what} timed out.")
         except httpx.InvalidURL:
             raise PartnerRejected(f"{redact_url(url)!r} is not a URL we can call.") from None
         except httpx.DecodingError:
-            raise PartnerProtocolError(
+            error = PartnerProtocolError(
                 f"{what} answered with a body that does not decode as its Content-Encoding says."
-            ) from None
+            )
         except httpx.TransportError as exc:
             # What the connection said stays with the operator (it may quote the peer's bytes).
-            raise PartnerUnavailable(
+            error = PartnerUnavailable(
                 f"{what} failed: {type(exc).__name__}: {_short(str(exc))}",
                 public=f"{what} failed: {type(exc).__name__}.",
-            ) from None
+            )
+        if request is not None:
+            self._emit(request, started, started_at, None, None, error.message, b"")
+        raise error from None
+
+    def _notify(self, sent: _Sent, ocpi_status: int | None, error: str) -> None:
+        status = sent.response.status_code
+        self._emit(
+            sent.request, sent.started, sent.started_at, status, ocpi_status, error, sent.body
+        )
+
+    def _emit(
+        self,
+        request: httpx.Request,
+        started: float,
+        started_at: datetime,
+        http_status: int | None,
+        ocpi_status: int | None,
+        error: str,
+        body: bytes,
+    ) -> None:
+        """Tell the observers (the journal); an observer's failure never fails the call."""
+        if not _observers and not self.observers:
+            return
+        exchange = Exchange(
+            partner_id=self.partner_id,
+            method=request.method,
+            url=str(request.url),
+            request_id=request.headers.get(REQUEST_ID, ""),
+            correlation_id=request.headers.get(CORRELATION_ID, ""),
+            http_status=http_status,
+            ocpi_status=ocpi_status,
+            started_at=started_at,
+            duration_ms=(time.monotonic() - started) * 1000,
+            error=error,
+            request_body=request.content,
+            response_body=body,
+            secrets=self._secrets(),
+        )
+        for callback in (*_observers, *self.observers):
+            try:
+                callback(exchange)
+            except Exception:
+                logger.exception("An observer of outbound calls failed (the call is unaffected)")
+
+    def _secrets(self) -> tuple[str, ...]:
+        if not self._token:
+            return ()
+        return (self._token, authorization_header(self._token, TokenEncoding.BASE64)[6:])
 
     def request(
         self,
@@ -337,20 +439,28 @@ class OcpiClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> OcpiReply:
-        response, body = self._send(method, url, self.encoding, json, params)
+        sent = self._send(method, url, self.encoding, json, params)
         if (
-            response.status_code == 401
+            sent.response.status_code == 401
             and self._token
             and self.encoding_fallback
             and self.encoding == TokenEncoding.BASE64
         ):
             # Peers of OCPI 2.1.1/2.2 expect the token unencoded: try that once, and remember.
-            retry, retry_body = self._send(method, url, TokenEncoding.PLAIN, json, params)
-            if retry.status_code != 401:
+            retry = self._send(method, url, TokenEncoding.PLAIN, json, params)
+            if retry.response.status_code != 401:
                 logger.info("%s accepts only unencoded tokens; switching", redact_url(url))
+                self._notify(sent, None, "refused the Base64 token; the unencoded one was taken")
                 self.encoding = TokenEncoding.PLAIN
-                response, body = retry, retry_body
-        reply = self._interpret(method, url, response, body)
+                sent = retry
+            else:
+                self._notify(retry, None, "refused the unencoded token too")
+        try:
+            reply = self._interpret(method, url, sent.response, sent.body)
+        except PartnerError as exc:
+            self._notify(sent, exc.ocpi_status, exc.message)
+            raise
+        self._notify(sent, reply.status_code, "")
         logger.info(
             "OCPI %s %s -> HTTP %s, %s",
             method,

@@ -1,0 +1,279 @@
+"""The journal in the admin: a browsable, filterable list of calls, the newest on the partner's
+page (an inline with quick filters), bodies on request, and the partner doctor's page.
+
+Wired into the partner page through ``credentials.admin.partner_inlines`` only: the inline's
+header carries the links and buttons (buttons post with ``formaction``, the partner form's CSRF
+token goes along; its fields are ignored).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+from django.utils.timezone import localtime
+from django.views.decorators.http import require_POST
+
+from credentials import admin as partner_admin
+from credentials.models import Partner
+from ocpi_platform.ocpi.types import now_utc
+
+from . import doctor, recorder
+from .models import BodyCapture, Direction, Entry
+
+if TYPE_CHECKING:
+    from django import forms
+
+    _EntryAdminBase = admin.ModelAdmin[Entry]
+    _FormSetBase = BaseInlineFormSet[Entry, Partner, forms.ModelForm[Entry]]
+else:
+    _EntryAdminBase = admin.ModelAdmin
+    _FormSetBase = BaseInlineFormSet
+
+INLINE_ROWS = 20
+CAPTURE_MINUTES = (15, 60)
+
+
+def _can_change_partner(request: HttpRequest) -> bool:
+    opts = Partner._meta
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+
+
+def _can_view_partner(request: HttpRequest) -> bool:
+    opts = Partner._meta
+    return _can_change_partner(request) or request.user.has_perm(
+        f"{opts.app_label}.{get_permission_codename('view', opts)}"
+    )
+
+
+class OutcomeFilter(admin.SimpleListFilter):
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("ok", "success (HTTP 2xx, OCPI 1xxx)"),
+            ("error", "any error"),
+            ("http", "HTTP 4xx/5xx"),
+            ("ocpi", "OCPI 2xxx-4xxx"),
+            ("none", "no answer"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Entry]) -> QuerySet[Entry]:
+        ok = Q(http_status__gte=200, http_status__lt=300) & (
+            Q(ocpi_status__isnull=True) | Q(ocpi_status__lt=2000)
+        )
+        chosen = {
+            "ok": ok,
+            "error": ~ok | Q(http_status__isnull=True),
+            "http": Q(http_status__gte=400),
+            "ocpi": Q(ocpi_status__gte=2000),
+            "none": Q(http_status__isnull=True),
+        }.get(self.value() or "")
+        return queryset if chosen is None else queryset.filter(chosen)
+
+
+def _outcome(obj: Entry) -> SafeString:
+    failed = obj.http_status is None or obj.http_status >= 400 or (obj.ocpi_status or 0) >= 2000
+    colour = "#c62828" if failed else "#2e7d32"
+    return format_html(
+        '<span style="white-space:nowrap"><b style="color:{}">{}</b> · {}</span>',
+        colour,
+        obj.http_status if obj.http_status is not None else "no answer",
+        obj.ocpi_status if obj.ocpi_status is not None else "–",
+    )
+
+
+@admin.register(Entry)
+class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
+    list_display = (
+        "when",
+        "partner",
+        "way",
+        "method",
+        "path",
+        "outcome",
+        "duration_ms",
+        "correlation",
+        "why",
+    )
+    list_filter = ("direction", OutcomeFilter, "method", "partner")
+    search_fields = ("path", "correlation_id", "request_id", "error")
+    search_help_text = "Path, X-Correlation-ID, X-Request-ID or error text."
+    list_select_related = ("partner",)
+    date_hierarchy = "created_at"
+    # The journal is large: no COUNT(*) of the whole table, no counts per filter choice.
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 100
+    readonly_fields = (
+        "created_at",
+        "partner",
+        "direction",
+        "method",
+        "path",
+        "http_status",
+        "ocpi_status",
+        "duration_ms",
+        "request_id",
+        "correlation_id",
+        "error",
+        "request_body",
+        "response_body",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="time", ordering="created_at")
+    def when(self, obj: Entry) -> str:
+        return localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    @admin.display(description="HTTP · OCPI")
+    def outcome(self, obj: Entry) -> SafeString:
+        return _outcome(obj)
+
+    @admin.display(description="time", ordering="created_at")
+    def at(self, obj: Entry) -> SafeString:
+        moment = localtime(obj.created_at)
+        return format_html(
+            '<span title="{}">{}</span>',
+            moment.strftime("%Y-%m-%d %Z"),
+            moment.strftime("%H:%M:%S.%f")[:-3],
+        )
+
+    @admin.display(description="correlation id")
+    def correlation(self, obj: Entry) -> SafeString:
+        return format_html(
+            '<span title="{}">{}</span>', obj.correlation_id, Truncator(obj.correlation_id).chars(9)
+        )
+
+    @admin.display(description="error")
+    def why(self, obj: Entry) -> SafeString:
+        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(60))
+
+    @admin.display(description="direction", ordering="direction")
+    def way(self, obj: Entry) -> str:
+        return "← in" if obj.direction == Direction.IN else "→ out"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or _can_view_partner(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    # --- the partner page's buttons ----------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "partner/<int:partner_id>/doctor/",
+                view(self.doctor_view),
+                name="journal_partner_doctor",
+            ),
+            path(
+                "partner/<int:partner_id>/bodies/",
+                view(require_POST(self.bodies_view)),
+                name="journal_partner_bodies",
+            ),
+            *super().get_urls(),
+        ]
+
+    def bodies_view(self, request: HttpRequest, partner_id: int) -> HttpResponse:
+        """Turn journaling of bodies on (for N minutes) or off for one partner."""
+        if not _can_change_partner(request):
+            raise PermissionDenied
+        partner = get_object_or_404(Partner, pk=partner_id)
+        minutes = request.POST.get("journal_bodies_minutes", "")
+        if minutes.isdigit() and int(minutes) in CAPTURE_MINUTES:
+            row = recorder.capture_bodies(partner.pk, int(minutes), by=request.user.get_username())
+            until = localtime(row.until).strftime("%H:%M:%S %Z")
+            self.message_user(
+                request,
+                f"Bodies of {partner}'s calls are journaled until {until} (tokens redacted).",
+                messages.WARNING,
+            )
+        else:
+            recorder.stop_capture(partner.pk)
+            self.message_user(request, f"Bodies of {partner}'s calls are no longer journaled.")
+        return HttpResponseRedirect(reverse("admin:credentials_partner_change", args=[partner.pk]))
+
+    def doctor_view(self, request: HttpRequest, partner_id: int) -> HttpResponse:
+        """GET: what the doctor does, and a button; POST: run it (a few seconds) and show it."""
+        if not _can_change_partner(request):
+            raise PermissionDenied
+        partner = get_object_or_404(Partner, pk=partner_id)
+        report, problem = None, ""
+        if request.method == "POST" and "run_doctor" in request.POST:
+            try:
+                report = doctor.diagnose(partner)
+            except doctor.NotDiagnosable as exc:
+                problem = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Partner doctor: {partner}",
+            "opts": Partner._meta,
+            "app_label": Partner._meta.app_label,
+            "partner": partner,
+            "report": report,
+            "problem": problem,
+            "about": doctor.__doc__,
+        }
+        return TemplateResponse(request, "admin/journal/doctor.html", context)
+
+
+class RecentEntries(_FormSetBase):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.queryset is not None:
+            self.queryset = self.queryset[:INLINE_ROWS]
+
+
+class JournalInline(partner_admin.ReadOnlyInline):
+    """The newest calls with this partner, quick filters, bodies on request, the doctor."""
+
+    model = Entry
+    formset = RecentEntries
+    template = "admin/journal/journal_inline.html"
+    verbose_name_plural = f"request journal (newest {INLINE_ROWS})"
+    fields = ("at", "way", "method", "path", "outcome", "duration_ms", "correlation", "why")
+    readonly_fields = fields
+    outcome = EntryAdmin.outcome
+    way = EntryAdmin.way
+
+    at = EntryAdmin.at
+    correlation = EntryAdmin.correlation
+    why = EntryAdmin.why
+
+    def get_formset(self, request: HttpRequest, obj: Partner | None = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.journal = _journal_links(obj) if obj is not None else None  # type: ignore[attr-defined]
+        return formset
+
+
+def _journal_links(partner: Partner) -> dict[str, Any]:
+    base = reverse("admin:journal_entry_changelist") + f"?partner__id__exact={partner.pk}"
+    capture = BodyCapture.objects.filter(partner=partner, until__gt=now_utc()).first()
+    return {
+        "all": base,
+        "inbound": f"{base}&direction__exact={Direction.IN}",
+        "outbound": f"{base}&direction__exact={Direction.OUT}",
+        "errors": f"{base}&outcome=error",
+        "bodies_url": reverse("admin:journal_partner_bodies", args=[partner.pk]),
+        "capture_until": capture.until if capture else None,
+        "capture_minutes": CAPTURE_MINUTES,
+        "doctor_url": reverse("admin:journal_partner_doctor", args=[partner.pk]),
+    }
+
+
+partner_admin.partner_inlines.append(JournalInline)
