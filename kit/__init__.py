@@ -69,6 +69,6 @@ fields get defaults. Changes are noted here.
 
 from __future__ import annotations
 
-from .spec import ObjectKey, ModuleSpec, declare, declared, spec_of
+from .spec import ModuleSpec, ObjectKey, declare, declared, spec_of
 
 __all__ = ["ModuleSpec", "ObjectKey", "declare", "declared", "spec_of"]

@@ -67,6 +67,24 @@ class OcpiObject(models.Model):
         abstract = True
         ordering = ["id"]
 
+    def __str__(self) -> str:
+        suffix = f" ({self.object_type})" if self.object_type else ""
+        return f"{self.country_code}/{self.party_id}/{self.object_id}{suffix}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.cc_upper = self.country_code.upper()
+        self.pid_upper = self.party_id.upper()
+        self.id_upper = self.object_id.upper()
+        self.modified_at = now_utc()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "modified_at"}
+        super().save(*args, **kwargs)
+
+    def assign(self, validated: dict[str, Any]) -> None:
+        """Copy what the model keeps in columns of its own from a validated object (the
+        document itself is stored by the kit): override where indexed columns pay."""
+
     @staticmethod
     def key_constraints() -> list[models.BaseConstraint]:
         """The unique case-insensitive key (use in the concrete model's Meta.constraints)."""
@@ -90,20 +108,6 @@ class OcpiObject(models.Model):
                 condition=models.Q(partner__isnull=True),
             ),
         ]
-
-    def __str__(self) -> str:
-        suffix = f" ({self.object_type})" if self.object_type else ""
-        return f"{self.country_code}/{self.party_id}/{self.object_id}{suffix}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.cc_upper = self.country_code.upper()
-        self.pid_upper = self.party_id.upper()
-        self.id_upper = self.object_id.upper()
-        self.modified_at = now_utc()
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "modified_at"}
-        super().save(*args, **kwargs)
 
 
 class SyncState(models.TextChoices):

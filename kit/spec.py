@@ -27,7 +27,9 @@ class ObjectKey:
     object_type: str = ""
 
     def _base(self) -> str:
-        return "/".join(quote(p, safe="") for p in (self.country_code, self.party_id, self.object_id))
+        return "/".join(
+            quote(p, safe="") for p in (self.country_code, self.party_id, self.object_id)
+        )
 
     def _query(self) -> str:
         return f"?type={quote(self.object_type, safe='')}" if self.object_type else ""
@@ -49,8 +51,12 @@ class ObjectKey:
         return cls(cc, pid, oid, unquote(query))
 
     def upper(self) -> tuple[str, str, str, str]:
-        return (self.country_code.upper(), self.party_id.upper(), self.object_id.upper(),
-                self.object_type)
+        return (
+            self.country_code.upper(),
+            self.party_id.upper(),
+            self.object_id.upper(),
+            self.object_type,
+        )
 
     def __str__(self) -> str:
         return "/".join((self.country_code, self.party_id, self.object_id)) + (
@@ -87,7 +93,10 @@ class ModuleSpec:
       PATCH of them (plus last_updated), any other as a PUT; ``push_delete``: a removal of ours
       is pushed as DELETE (False: the module never deletes, e.g. tokens).
     - ``name``: the object's name in messages ("tariff").
-    - ``pull``: whether the kit pulls partners' sender lists into our copies.
+    - ``pull``: whether the kit pulls partners' sender lists into our copies;
+      ``check_unlisted``: after a complete full pull, a copy the list left out is asked for
+      (sender GET of one object) and deleted when the partner answers it does not exist
+      (False: such copies are kept, for modules whose sender has no GET of one object).
     """
 
     identifier: ModuleId
@@ -107,6 +116,7 @@ class ModuleSpec:
     push_patch_fields: frozenset[str] = frozenset()
     push_delete: bool = True
     pull: bool = True
+    check_unlisted: bool = True
     url_prefix: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)  # module-specific, unused by the kit
 

@@ -1,8 +1,41 @@
-"""What ``declare`` does with a spec: registry entries, routes, outbox hook, signals."""
+"""What ``declare`` does with a spec: registry entries, routes, outbox hook, signals, pull."""
 
 from __future__ import annotations
 
-from .spec import ModuleSpec
+from typing import Any
+
+from .spec import ModuleSpec, ObjectKey
+
+
+def puller(spec: ModuleSpec) -> Any:
+    """The pull of the module (``kit.sync``): objects stored as a partner's PUT."""
+    from django.db import transaction
+
+    from . import services, sync, tasks
+
+    module = spec.identifier.value
+
+    def store(owner: int, key: ObjectKey, item: Any) -> None:
+        services.put(spec, key, item, owner=owner)
+
+    def send(partner_id: int, full: bool, countdown: float) -> None:
+        kwargs = {"module": module, "partner_id": partner_id, "full": full}
+        transaction.on_commit(lambda: tasks.pull.apply_async(kwargs=kwargs, countdown=countdown))
+
+    return sync.Puller(
+        module=module,
+        noun=f"{spec.name}s",
+        owner=spec.owner,
+        receiving_roles=tuple(r.value for r in spec.receiving_roles),
+        model=spec.model,
+        id_column="object_id",
+        store=store,
+        send=send,
+        id_field=spec.id_field,
+        type_field=spec.type_field,
+        type_default=spec.type_default,
+        check_unlisted=spec.check_unlisted,
+    )
 
 
 def wire(spec: ModuleSpec) -> None:
@@ -11,7 +44,7 @@ def wire(spec: ModuleSpec) -> None:
     from ocpi_platform.ocpi.types import InterfaceRole
     from outbox import services as outbox
 
-    from . import push, routes, tasks
+    from . import push, routes, sync, tasks
 
     routes.mount(spec)
     registry.register(
@@ -31,3 +64,5 @@ def wire(spec: ModuleSpec) -> None:
     partner_registered.connect(tasks.registered_receiver(spec), dispatch_uid=uid, weak=False)
     partner_status_changed.connect(tasks.status_receiver(spec), dispatch_uid=uid, weak=False)
     outbox.current_state[spec.identifier.value] = push.current_state_of(spec)
+    if spec.pull:
+        sync.register(puller(spec))

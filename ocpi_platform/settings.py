@@ -51,8 +51,10 @@ INSTALLED_APPS = [
     "ocpi_platform.apps.OcpiPlatformConfig",
     "credentials",
     "hubclientinfo",
+    "kit",
     "locations",
     "outbox",
+    "tariffs",
 ]
 
 MIDDLEWARE = [
