@@ -197,10 +197,12 @@ def _put(
     created = obj is None
     if obj is None:
         if spec.model.objects.ci(*key.upper()).exists():
+            if retry:  # created by a PUT that committed after our look-up: look again
+                raise _Taken
             raise InvalidParameters(f"The {spec.name} {key} belongs to another owner.")
         obj = spec.model(partner_id=owner)
-    if owner is None and not (keep_timestamp and stamp is not None):
-        stamp = now_utc()
+    if owner is None and not (keep_timestamp and created and stamp is not None):
+        stamp = now_utc()  # ours: now, but an imported new object may keep the file's
     validated[spec.last_updated] = stamp
     _assign(spec, obj, key, validated)
     if created:
