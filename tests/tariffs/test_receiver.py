@@ -115,8 +115,10 @@ def test_a_put_without_last_updated_is_refused_with_2001(api, cpo):
     [
         ({"currency": "euro"}, "currency"),
         ({"elements": []}, "elements"),
-        ({"end_date_time": "2000-01-01T00:00:00Z", "start_date_time": "2001-01-01T00:00:00Z"},
-         "end_date_time"),
+        (
+            {"end_date_time": "2000-01-01T00:00:00Z", "start_date_time": "2001-01-01T00:00:00Z"},
+            "end_date_time",
+        ),
     ],
 )
 def test_an_invalid_tariff_is_answered_2001_naming_the_field(api, cpo, change, field):
