@@ -13,6 +13,7 @@ Every write stores the rendered JSON, from which reads are served.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,6 +97,23 @@ def get_object(spec: ModuleSpec, key: ObjectKey, *, owner: Owner) -> dict[str, A
     if found is None or not found.ocpi_json:
         raise UnknownObject(f"Unknown {spec.name} {key}.")
     return document(found)
+
+
+def unknown_ids(module: str, ids: Iterable[str], *, owner: Owner) -> list[str]:
+    """Those of ``ids`` that name no object of ``module`` of ``owner`` (ours: None), sorted;
+    none when the module is not declared (a reference across modules is never refused)."""
+    from .spec import declared
+
+    wanted = {i.upper(): i for i in ids}
+    spec = next((s for s in declared() if s.identifier == module), None)
+    if spec is None or not wanted:
+        return []
+    held = set(
+        spec.model.objects.of(owner)
+        .filter(id_upper__in=list(wanted))
+        .values_list("id_upper", flat=True)
+    )
+    return sorted(v for k, v in wanted.items() if k not in held)
 
 
 def _find(spec: ModuleSpec, key: ObjectKey, owner: Owner, *, lock: bool = False) -> Any:

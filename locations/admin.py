@@ -32,8 +32,10 @@ from django.utils.safestring import SafeString
 from rest_framework.exceptions import ValidationError as SchemaError
 
 from kit import admin as kit_admin
+from kit import services as kit_services
 from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.parties import our_parties
+from ocpi_platform.ocpi.registry import ModuleId
 from ocpi_platform.ocpi.types import Role, format_datetime, now_utc
 
 from . import push, schema, services, sync
@@ -350,6 +352,27 @@ def _warn_if_not_ocpi(
                 "The location is not valid OCPI, partners may refuse it: " + "; ".join(lines),
                 messages.WARNING,
             )
+    _warn_unknown_tariffs(model_admin, request, loc)
+
+
+def _warn_unknown_tariffs(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, loc: Location
+) -> None:
+    """Connectors may name tariffs we do not hold (yet): saved anyway, the operator is told."""
+    doc = services.document(loc)
+    named = {
+        str(tariff_id)
+        for evse in doc.get("evses") or []
+        for connector in evse.get("connectors") or []
+        for tariff_id in connector.get("tariff_ids") or []
+    }
+    unknown = kit_services.unknown_ids(ModuleId.TARIFFS, named, owner=None)
+    if unknown:
+        model_admin.message_user(
+            request,
+            "Connectors name tariffs we do not have (yet): " + ", ".join(unknown) + ".",
+            messages.WARNING,
+        )
 
 
 class OwnerFilter(admin.SimpleListFilter):
