@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
 from ocpi_platform.ocpi.envelope import describe_validation_errors
@@ -70,7 +71,14 @@ def list_page(
 ) -> tuple[int, list[str]]:
     """Our objects in creation order (only ``party``'s when given, upper case): the total and
     the page's rendered JSON, in two queries."""
-    qs = spec.model.objects.ours().exclude(ocpi_json="")
+    return page_of(spec.model.objects.ours().exclude(ocpi_json=""), page, party)
+
+
+def page_of(
+    qs: QuerySet[Any], page: PageRequest, party: tuple[str, str] | None = None
+) -> tuple[int, list[str]]:
+    """A list page of the stored documents of ``qs`` (rows with ``cc_upper``, ``pid_upper``,
+    ``last_updated``, ``ocpi_json``): the total and the page's JSON texts, in two queries."""
     if party is not None:
         qs = qs.filter(cc_upper=party[0], pid_upper=party[1])
     if page.date_from is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from rest_framework.exceptions import ValidationError
 
-from kit.services import outcome_message
+from kit.services import outcome_message, page_of
 from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.errors import (
     InvalidParameters,
@@ -80,18 +80,7 @@ def list_page(page: PageRequest, party: tuple[str, str] | None = None) -> tuple[
 
     Two queries whatever the page size; the page is assembled from stored text.
     """
-    qs = Location.objects.shared()
-    if party is not None:
-        qs = qs.filter(cc_upper=party[0], pid_upper=party[1])
-    if page.date_from is not None:
-        qs = qs.filter(last_updated__gte=page.date_from)
-    if page.date_to is not None:
-        qs = qs.filter(last_updated__lt=page.date_to)
-    total = qs.count()
-    if page.offset >= total:
-        return total, []
-    window = qs.order_by("id").values_list("ocpi_json", flat=True)
-    return total, list(window[page.offset : page.offset + page.limit])
+    return page_of(Location.objects.shared(), page, party)
 
 
 def sender_object(
