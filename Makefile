@@ -40,7 +40,7 @@ lint: install
 
 ## typecheck  mypy (strict) on the project packages
 typecheck: install
-	$(BIN)/mypy ocpi_platform credentials hubclientinfo locations outbox tariffs tokens cockpit journal
+	$(BIN)/mypy ocpi_platform credentials hubclientinfo kit locations outbox tariffs tokens cockpit journal
 
 ## check      Django system checks and missing migrations
 check: install

@@ -13,7 +13,7 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour
 
 from credentials.models import ConnectionStatus, Partner, PartnerState
-from locations.models import LocationSync, SyncState
+from kit.models import ModuleSync, SyncState
 from ocpi_platform.ocpi.types import now_utc
 from outbox.models import Delivery, DeliveryState
 
@@ -197,21 +197,20 @@ class Pull:
 def last_pulls() -> list[Pull]:
     """The last pull per partner and module, by partner name.
 
-    Today only locations are pulled (``locations.LocationSync``); when the module kit brings one
-    sync model for every module, this query is the one place to change.
+    Every module's pulls: the kit keeps one sync row per partner and module (``ModuleSync``).
     """
     return [
         Pull(
             partner_id=sync.partner_id,
             name=sync.partner.name,
-            module="locations",
+            module=sync.module,
             state=sync.state,
             started_at=sync.started_at,
             finished_at=sync.finished_at,
             synced_until=sync.synced_until,
             message=sync.message,
         )
-        for sync in LocationSync.objects.select_related("partner").order_by(
-            "partner__name", "partner_id"
+        for sync in ModuleSync.objects.select_related("partner").order_by(
+            "partner__name", "partner_id", "module"
         )
     ]

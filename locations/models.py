@@ -7,9 +7,12 @@ list page is assembled from stored text instead of being serialized on every rea
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.db import models
 
 from credentials.models import Partner
+from kit.models import ModuleSync, SyncState, stamp_modified  # noqa: F401  (SyncState: as before)
 from ocpi_platform.ocpi.types import now_utc
 
 from . import schema
@@ -128,10 +131,7 @@ class Location(models.Model):
         self.cc_upper = self.country_code.upper()
         self.pid_upper = self.party_id.upper()
         self.id_upper = self.location_id.upper()
-        self.modified_at = now_utc()
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "modified_at"}  # type: ignore[misc]
+        stamp_modified(self, kwargs)
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
@@ -204,53 +204,19 @@ class Connector(models.Model):
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
-class SyncState(models.TextChoices):
-    NEVER = "NEVER", "Never run"
-    QUEUED = "QUEUED", "Queued"
-    RUNNING = "RUNNING", "Running"
-    WAITING = "WAITING", "Waiting (the partner asked us to retry later)"
-    DONE = "DONE", "Done"
-    FAILED = "FAILED", "Failed"
+class LocationSyncManager(models.Manager["LocationSync"]):
+    def get_queryset(self) -> models.QuerySet[LocationSync]:
+        return super().get_queryset().filter(module="locations")
 
 
-class LocationSync(models.Model):
-    """Pulling a partner's locations (we receive): progress and the last successful sync."""
+class LocationSync(ModuleSync):
+    """The pull of a partner's locations: the kit's sync row of (partner, "locations")."""
 
-    partner = models.OneToOneField(
-        Partner, on_delete=models.CASCADE, primary_key=True, related_name="location_sync"
-    )
-    state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.NEVER)
-    started_at = models.DateTimeField(null=True, blank=True)
-    progress_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="Last sign of life of the run (each page): a running pull silent for longer "
-        "is taken to have died.",
-    )
-    finished_at = models.DateTimeField(null=True, blank=True)
-    retry_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="A waiting pull continues at this time (the partner's Retry-After).",
-    )
-    waits = models.PositiveSmallIntegerField(
-        default=0, help_text="Consecutive waits the partner asked for without a page between."
-    )
-    next_url = models.TextField(
-        blank=True, help_text="The next page to read: where a waiting pull continues."
-    )
-    full = models.BooleanField(default=True, help_text="Whether the run fetches everything.")
-    pages = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(null=True, blank=True, help_text="X-Total-Count.")
-    received = models.PositiveIntegerField(default=0)
-    stored = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
-    message = models.TextField(blank=True)
-    synced_until = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="Start of the last successful sync: the next one asks for date_from=this.",
-    )
+    objects: ClassVar[LocationSyncManager] = LocationSyncManager()
 
-    def __str__(self) -> str:
-        return f"location sync of {self.partner_id}: {self.state}"
+    class Meta:
+        proxy = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.module = "locations"
+        super().save(*args, **kwargs)

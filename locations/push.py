@@ -12,10 +12,10 @@ from typing import Any
 
 from django.db import transaction
 
-from credentials.models import Partner, PartnerRole
+from kit.push import targets_for
 from ocpi_platform.ocpi.parties import Party
 from ocpi_platform.ocpi.registry import ModuleId
-from ocpi_platform.ocpi.types import InterfaceRole, Role
+from ocpi_platform.ocpi.types import Role
 from outbox.services import Message, Target, enqueue
 
 from .apps import RECEIVING_ROLES as RECEIVING
@@ -30,18 +30,7 @@ RECEIVING_ROLES = tuple(Role(r) for r in RECEIVING)
 def targets(partner_ids: list[int] | None = None) -> list[Target]:
     """Reachable partners (registered, CONNECTED) with a locations RECEIVER endpoint, with the
     party that receives."""
-    partners = Partner.objects.reachable().filter(
-        endpoints__identifier=MODULE, endpoints__role=InterfaceRole.RECEIVER
-    )
-    if partner_ids is not None:
-        partners = partners.filter(pk__in=partner_ids)
-    ids = list(partners.values_list("pk", flat=True).distinct())
-    receivers: dict[int, Party] = {}
-    rank = {role.value: index for index, role in enumerate(RECEIVING_ROLES)}
-    roles = PartnerRole.objects.filter(partner_id__in=ids, role__in=list(rank))
-    for row in sorted(roles, key=lambda r: (rank[r.role], r.pk)):
-        receivers.setdefault(row.partner_id, Party(row.country_code, row.party_id, Role(row.role)))
-    return [Target(pid, receivers.get(pid)) for pid in sorted(ids)]
+    return targets_for(MODULE, RECEIVING_ROLES, partner_ids)
 
 
 def _path(location: Location) -> ObjectPath:

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from rest_framework.exceptions import ValidationError
 
+from kit.services import outcome_message, page_of
 from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.errors import (
     InvalidParameters,
@@ -55,9 +56,7 @@ class Outcome:
 
     @property
     def message(self) -> str:
-        if self.stale:
-            return "Not applied: we hold a newer version (last_updated) of this object."
-        return "Created." if self.created else "Updated."
+        return outcome_message(created=self.created, stale=self.stale)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -81,18 +80,7 @@ def list_page(page: PageRequest, party: tuple[str, str] | None = None) -> tuple[
 
     Two queries whatever the page size; the page is assembled from stored text.
     """
-    qs = Location.objects.shared()
-    if party is not None:
-        qs = qs.filter(cc_upper=party[0], pid_upper=party[1])
-    if page.date_from is not None:
-        qs = qs.filter(last_updated__gte=page.date_from)
-    if page.date_to is not None:
-        qs = qs.filter(last_updated__lt=page.date_to)
-    total = qs.count()
-    if page.offset >= total:
-        return total, []
-    window = qs.order_by("id").values_list("ocpi_json", flat=True)
-    return total, list(window[page.offset : page.offset + page.limit])
+    return page_of(Location.objects.shared(), page, party)
 
 
 def sender_object(
@@ -353,6 +341,8 @@ def _put_location(
         return Outcome(False, True, location)
     if location is None:
         if Location.objects.ci(path.country_code, path.party_id, path.location_id).exists():
+            if retry:  # created by a PUT that committed after our look-up: look again
+                raise _Taken
             raise InvalidParameters(f"Location {path} belongs to another owner.")
         location = Location(partner_id=owner)
     if owner is None and keep_timestamps and created:

@@ -52,8 +52,10 @@ INSTALLED_APPS = [
     "ocpi_platform.apps.OcpiPlatformConfig",
     "credentials",
     "hubclientinfo",
+    "kit",
     "locations",
     "outbox",
+    "tariffs",
 ]
 
 MIDDLEWARE = [

@@ -180,6 +180,11 @@ def _fold(rows: list[Delivery], message: Message) -> list[Delivery]:
     if message.method == "PUT":
         newest.method = "PUT"
         newest.body = message.tree.get(message.key) or message.body
+    elif message.method == "DELETE" or newest.method == "DELETE":
+        # A removal replaces what was pending; a PATCH after a pending DELETE is sent after it.
+        if message.method != "DELETE":
+            return []
+        newest.method, newest.body = "DELETE", {}
     else:
         newest.body = {**newest.body, **message.body}
     return [newest]
@@ -387,7 +392,8 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
     )
     with correlation(row.correlation_id or None):
         try:
-            reply = client.request(row.method, join_url(base, row.path), json=row.body)
+            body = None if row.method == "DELETE" else row.body
+            reply = client.request(row.method, join_url(base, row.path), json=body)
         except PartnerError as exc:
             row.attempts += 1
             row.http_status, row.ocpi_status = exc.http_status, exc.ocpi_status
@@ -564,7 +570,7 @@ def retry(rows: Iterable[Delivery]) -> int:
     with transaction.atomic():
         for row in Delivery.objects.select_for_update().filter(pk__in=ids).order_by("id"):
             state_of = current_state.get(row.module)
-            if state_of is not None:
+            if state_of is not None and row.method != "DELETE":
                 body = state_of(row.key)
                 if body is None:
                     row.state = DeliveryState.CANCELLED

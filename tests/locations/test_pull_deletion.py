@@ -24,6 +24,7 @@ import httpx
 import pytest
 from django.db import connections
 
+from kit import sync as kit_sync
 from locations import services, sync
 from locations.models import Location, LocationSync, SyncState
 from locations.paths import ObjectPath
@@ -298,7 +299,7 @@ def test_an_answer_with_another_or_an_invalid_object_keeps_the_copy(cpo, fake, h
 
 @pytest.mark.django_db
 def test_the_checks_per_pull_are_bounded_and_the_rest_is_kept(cpo, fake, hooked, monkeypatch):
-    monkeypatch.setattr(sync, "MAX_CHECKS", 2)
+    monkeypatch.setattr(kit_sync, "MAX_CHECKS", 2)
     fake.locations = [served(f"LOC{n}") for n in range(1, 6)]
     sync.pull(cpo.partner.pk, full=True)
     fake.locations = [served("LOC1")]

@@ -25,6 +25,7 @@ def test_each_app_mounts_its_own_routes():
     assert sorted(registry.url_modules()) == [
         ("", "credentials.urls"),
         ("2.2.1/", "hubclientinfo.urls"),
+        ("2.2.1/", "kit.urls"),  # the routes of every module declared to the kit (tariffs)
         ("2.2.1/", "locations.urls"),
     ]
 
