@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "locations",
     "outbox",
     "tariffs",
+    "tokens",
 ]
 
 MIDDLEWARE = [
@@ -305,3 +306,14 @@ CELERY_BEAT_SCHEDULE["partner-job-sweep"] = {
     "schedule": 60.0,
     "options": {"expires": 54},
 }
+
+# --- Tokens: real-time authorization (tokens/authorization.py, tokens/realtime.py) ----------
+# eMSP: a dotted path to the operator's own rule for authorize requests (called with token,
+# location, partner; returns a tokens.authorization.Decision, an AllowedType or None to fall
+# through to the built-in rules). Empty: valid tokens are ALLOWED, invalid ones BLOCKED.
+OCPI_TOKEN_AUTHORIZER = env.str("OCPI_TOKEN_AUTHORIZER", default="")
+# CPO: seconds the eMSP has to answer a real-time authorization of our charge point system.
+OCPI_TOKEN_AUTHORIZE_TIMEOUT = env.float("OCPI_TOKEN_AUTHORIZE_TIMEOUT", default=3.0)
+# CPO: ask the eMSP for tokens whitelisted ALLOWED (the spec lets the CPO choose); off: the
+# local copy decides them like ALWAYS tokens.
+OCPI_TOKEN_ASK_WHEN_ALLOWED = env.bool("OCPI_TOKEN_ASK_WHEN_ALLOWED", default=True)
