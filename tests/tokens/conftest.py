@@ -28,7 +28,7 @@ def example(name: str = "token_example_2_full_rfid.json") -> dict[str, Any]:
 def token_data(uid: str = "TOKEN1", **changes: Any) -> dict[str, Any]:
     """The spec's full RFID example as one of ours (NL/ABC, see tests/settings.py)."""
     data = example()
-    data.update(country_code="NL", party_id="ABC", uid=uid, **changes)
+    data.update({"country_code": "NL", "party_id": "ABC", "uid": uid, **changes})
     return data
 
 
