@@ -79,11 +79,7 @@ def operator_rule() -> Authorizer | None:
 
 def find_ours(uid: str, token_type: str, *, party: tuple[str, str] | None = None) -> Token:
     """Our token (uid, type), of the given (country_code, party_id) when the request named one."""
-    rows = Token.objects.ours().filter(id_upper=uid.upper(), object_type=token_type)
-    if party is not None:
-        rows = rows.filter(cc_upper=party[0].upper(), pid_upper=party[1].upper())
-    columns = ("valid", "whitelist", "ocpi_json", "country_code", "party_id", "object_id")
-    token: Token | None = rows.only(*columns, "object_type", "contract_id").first()
+    token = Token.lookup(uid, token_type, ours=True, party=party)
     if token is None:
         raise TokenNotFound(f"We have no {token_type} token with this uid.")
     return token
@@ -123,7 +119,7 @@ def authorize(
     allowed_at = decision.location if decision.location is not None else location
     if decision.allowed == ALLOWED:
         if allowed_at:
-            fields["location"] = dict(allowed_at)
+            fields["location"] = {k: v for k, v in allowed_at.items() if v is not None}
         fields["authorization_reference"] = new_reference()
     if decision.info:
         fields["info"] = dict(decision.info)

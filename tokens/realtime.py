@@ -81,21 +81,14 @@ class EmspUnreachable(Exception):
 
 def local_copy(uid: str, token_type: str, party: tuple[str, str] | None = None) -> Token | None:
     """Our copy of a partner's token (the newest, if several eMSPs use this uid)."""
-    rows = Token.objects.filter(partner__isnull=False, id_upper=uid.upper(), object_type=token_type)
-    if party is not None:
-        rows = rows.filter(cc_upper=party[0].upper(), pid_upper=party[1].upper())
-    return (
-        rows.only("valid", "whitelist", "ocpi_json", "partner_id", "country_code", "party_id")
-        .order_by("-last_updated")
-        .first()
-    )
+    return Token.lookup(uid, token_type, ours=False, party=party)
 
 
 def local_decision(token: Token, location: dict[str, Any] | None) -> dict[str, Any]:
     info: dict[str, Any] = {"allowed": "ALLOWED" if token.valid else "BLOCKED"}
     info["token"] = json.loads(token.ocpi_json)
     if location and token.valid:
-        info["location"] = location
+        info["location"] = {k: v for k, v in location.items() if v is not None}
     return info
 
 
