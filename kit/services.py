@@ -13,6 +13,7 @@ Every write stores the rendered JSON, from which reads are served.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,6 +97,23 @@ def get_object(spec: ModuleSpec, key: ObjectKey, *, owner: Owner) -> dict[str, A
     if found is None or not found.ocpi_json:
         raise UnknownObject(f"Unknown {spec.name} {key}.")
     return document(found)
+
+
+def unknown_ids(module: str, ids: Iterable[str], *, owner: Owner) -> list[str]:
+    """Those of ``ids`` that name no object of ``module`` of ``owner`` (ours: None), sorted;
+    none when the module is not declared (a reference across modules is never refused)."""
+    from .spec import declared
+
+    wanted = {i.upper(): i for i in ids}
+    spec = next((s for s in declared() if s.identifier == module), None)
+    if spec is None or not wanted:
+        return []
+    held = set(
+        spec.model.objects.of(owner)
+        .filter(id_upper__in=list(wanted))
+        .values_list("id_upper", flat=True)
+    )
+    return sorted(v for k, v in wanted.items() if k not in held)
 
 
 def _find(spec: ModuleSpec, key: ObjectKey, owner: Owner, *, lock: bool = False) -> Any:
@@ -197,10 +215,12 @@ def _put(
     created = obj is None
     if obj is None:
         if spec.model.objects.ci(*key.upper()).exists():
+            if retry:  # created by a PUT that committed after our look-up: look again
+                raise _Taken
             raise InvalidParameters(f"The {spec.name} {key} belongs to another owner.")
         obj = spec.model(partner_id=owner)
-    if owner is None and not (keep_timestamp and stamp is not None):
-        stamp = now_utc()
+    if owner is None and not (keep_timestamp and created and stamp is not None):
+        stamp = now_utc()  # ours: now, but an imported new object may keep the file's
     validated[spec.last_updated] = stamp
     _assign(spec, obj, key, validated)
     if created:

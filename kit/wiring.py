@@ -65,4 +65,8 @@ def wire(spec: ModuleSpec) -> None:
     partner_status_changed.connect(tasks.status_receiver(spec), dispatch_uid=uid, weak=False)
     outbox.current_state[spec.identifier.value] = push.current_state_of(spec)
     if spec.pull:
-        sync.register(puller(spec))
+        pull = puller(spec)
+        sync.register(pull)
+        from . import admin
+
+        admin.register_pulls(pull)  # the sync state and pull actions on the partner page

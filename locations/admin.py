@@ -31,14 +31,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from rest_framework.exceptions import ValidationError as SchemaError
 
-from credentials import admin as partner_admin
-from credentials.models import Partner
+from kit import admin as kit_admin
+from kit import services as kit_services
 from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.parties import our_parties
+from ocpi_platform.ocpi.registry import ModuleId
 from ocpi_platform.ocpi.types import Role, format_datetime, now_utc
 
 from . import push, schema, services, sync
-from .models import Connector, Evse, Location, LocationSync
+from .models import Connector, Evse, Location
 from .render import CONNECTOR_FIELDS, COORDINATES, EVSE_FIELDS, LOCATION_FIELDS
 
 if TYPE_CHECKING:
@@ -280,8 +281,7 @@ class ConnectorFormSet(_ConnectorFormSetBase):
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+_plural = kit_admin.plural
 
 
 def _ours(location: Location | None) -> bool:
@@ -352,6 +352,27 @@ def _warn_if_not_ocpi(
                 "The location is not valid OCPI, partners may refuse it: " + "; ".join(lines),
                 messages.WARNING,
             )
+    _warn_unknown_tariffs(model_admin, request, loc)
+
+
+def _warn_unknown_tariffs(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, loc: Location
+) -> None:
+    """Connectors may name tariffs we do not hold (yet): saved anyway, the operator is told."""
+    doc = services.document(loc)
+    named = {
+        str(tariff_id)
+        for evse in doc.get("evses") or []
+        for connector in evse.get("connectors") or []
+        for tariff_id in connector.get("tariff_ids") or []
+    }
+    unknown = kit_services.unknown_ids(ModuleId.TARIFFS, named, owner=None)
+    if unknown:
+        model_admin.message_user(
+            request,
+            "Connectors name tariffs we do not have (yet): " + ", ".join(unknown) + ".",
+            messages.WARNING,
+        )
 
 
 class OwnerFilter(admin.SimpleListFilter):
@@ -767,80 +788,6 @@ class EvseAdmin(_EvseAdminBase):
         _warn_if_not_ocpi(self, request, location)
 
 
-# --- on the partner page: the location sync and the pull actions ------------------------------
+# --- on the partner page: the location sync and the pull actions (the kit's) ------------------
 
-
-class LocationSyncInline(partner_admin.ReadOnlyInline):
-    """How pulling the partner's locations went (one row, once a pull was requested)."""
-
-    model = LocationSync
-    template = "admin/edit_inline/stacked.html"
-    # One row per partner: Django titles the inline with the singular.
-    verbose_name = verbose_name_plural = "locations pulled from the partner"
-    fields = (
-        "state",
-        "started_at",
-        "finished_at",
-        "full",
-        "pages",
-        "total",
-        "received",
-        "stored",
-        "rejected",
-        "message",
-        "synced_until",
-    )
-    readonly_fields = fields
-
-
-def _request_pulls(
-    model_admin: admin.ModelAdmin[Partner],
-    request: HttpRequest,
-    queryset: QuerySet[Partner],
-    *,
-    full: bool,
-) -> None:
-    queued: list[str] = []
-    skipped: list[str] = []
-    what = "Full pull of locations" if full else "Pull of locations"
-    with transaction.atomic():
-        for partner in queryset.prefetch_related("endpoints"):
-            reason = sync.cannot_pull(partner)
-            if reason is not None:
-                skipped.append(f"{partner.name}: {reason}")
-                continue
-            sync.request_pull(partner.pk, full=full)
-            queued.append(partner.name)
-            model_admin.log_change(request, partner, f"Requested: {what.lower()}.")
-    if queued:
-        model_admin.message_user(
-            request,
-            f"{what} queued for {_plural(len(queued), 'partner')} ({', '.join(queued)}); "
-            "the progress appears on each partner's page.",
-            messages.SUCCESS,
-        )
-    if skipped:
-        model_admin.message_user(
-            request, "Not pulled: " + "; ".join(skipped) + ".", messages.WARNING
-        )
-
-
-@admin.action(permissions=["change"], description="Pull locations (changes since the last pull)")
-def pull_locations(
-    model_admin: admin.ModelAdmin[Partner], request: HttpRequest, queryset: QuerySet[Partner]
-) -> None:
-    _request_pulls(model_admin, request, queryset, full=False)
-
-
-@admin.action(permissions=["change"], description="Pull all locations (full)")
-def pull_all_locations(
-    model_admin: admin.ModelAdmin[Partner], request: HttpRequest, queryset: QuerySet[Partner]
-) -> None:
-    _request_pulls(model_admin, request, queryset, full=True)
-
-
-if LocationSyncInline not in partner_admin.partner_inlines:
-    partner_admin.partner_inlines.append(LocationSyncInline)
-for _action in (pull_locations, pull_all_locations):
-    if _action not in partner_admin.partner_actions:
-        partner_admin.partner_actions.append(_action)
+kit_admin.register_pulls(sync.PULLER)

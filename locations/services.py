@@ -353,6 +353,8 @@ def _put_location(
         return Outcome(False, True, location)
     if location is None:
         if Location.objects.ci(path.country_code, path.party_id, path.location_id).exists():
+            if retry:  # created by a PUT that committed after our look-up: look again
+                raise _Taken
             raise InvalidParameters(f"Location {path} belongs to another owner.")
         location = Location(partner_id=owner)
     if owner is None and keep_timestamps and created:

@@ -138,6 +138,23 @@ def locations_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     )
 
 
+@pytest.fixture(scope="module")
+def tariffs_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A (NL/AAA CPO) and B (DE/BBB EMSP), not registered, for the tariffs scenarios."""
+    env = {"OCPI_OUTBOX_BACKOFF": LOCATIONS_BACKOFF, "OCPI_PAGE_LIMIT": str(LOCATIONS_PAGE_LIMIT)}
+    yield from _run_pair(
+        tmp_path_factory,
+        [
+            Spec("A", "NL:AAA:CPO", "Alpha Charging", TARIFFS_REDIS_DBS[0], env),
+            Spec("B", "DE:BBB:EMSP", "Beta Mobility", TARIFFS_REDIS_DBS[1], env),
+        ],
+    )
+
+
+# Redis databases of the tariffs pair (the broker of each instance).
+TARIFFS_REDIS_DBS = (9, 10)
+
+
 # Liveness: beat pings a partner unseen for 2 s, every second; 3 failed pings make it OFFLINE.
 PING_INTERVAL = 1.0
 PING_IDLE = 2.0

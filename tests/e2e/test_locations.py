@@ -93,8 +93,8 @@ def deliveries(a: Instance, partner: str = "B", *, after: int = 0) -> list[dict[
 
 def sync_row(b: Instance, partner: str = "A") -> dict[str, Any] | None:
     rows = b.query(
-        "SELECT s.* FROM locations_locationsync s JOIN credentials_partner p "
-        "ON p.id = s.partner_id WHERE p.name = %s",
+        "SELECT s.* FROM kit_modulesync s JOIN credentials_partner p "
+        "ON p.id = s.partner_id WHERE p.name = %s AND s.module = 'locations'",
         [partner],
     )
     return rows[0] if rows else None

@@ -1,133 +1,32 @@
-"""LocationsPartner: the fake partner, plus a locations module on both sides.
+"""LocationsPartner: the fake partner with the locations module (``ModulePartner``, which says
+what it serves and records), and the nested EVSE/connector objects of the sender's GET.
 
-* Receiver side (we push to it): ``PUT``/``PATCH`` under ``/ocpi/2.2.1/locations/…`` are
-  recorded and answered with OCPI 1000 (``answers`` can script other answers per call).
-* Sender side (we pull from it): ``GET /ocpi/2.2.1/locations`` serves ``locations`` in pages of
-  ``page_size``, linked by ``Link: <…>; rel="next"``, with ``X-Total-Count`` and ``X-Limit``.
-  ``date_from``/``date_to`` filter on ``last_updated`` like a real sender. ``loop_from`` makes
-  the Link of that page (0-based) point back at the first page: a sender whose paging loops.
-  ``GET /ocpi/2.2.1/locations/{location_id}[/{evse_uid}[/{connector_id}]]`` (the sender's
-  single object, ids ignore case) serves that object of ``locations``, HTTP 404 when there is
-  none; ``object_answers`` scripts the answer for a location id (upper case): ``(http, body)``
-  or an exception to raise, used once.
-
-Everything else (versions, credentials, scripted failures) is ``FakePartner``'s.
+``locations`` is what the list serves; ``GET {locations}/{location_id}[/{evse_uid}
+[/{connector_id}]]`` serves that location, EVSE or connector (HTTP 404 + 2003 when there is
+none). Everything else (versions, credentials, scripted failures) is ``FakePartner``'s.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode
 
-import httpx
-
-from tests.fakes.partner import FakePartner, Recorded, envelope
+from tests.fakes.module_partner import ModulePartner
 
 LOCATIONS_PATH = "/ocpi/2.2.1/locations"
 
 
-def _as_text(value: str) -> str:
-    """OCPI DateTimes compare as text once both have the same shape (…Z, no fraction)."""
-    return value.rstrip("Z").split(".")[0]
-
-
 @dataclass
-class LocationsPartner(FakePartner):
+class LocationsPartner(ModulePartner):
+    module: str = "locations"
     # Sender side: what a GET of the list returns.
     locations: list[dict[str, Any]] = field(default_factory=list)
-    page_size: int = 2
-    loop_from: int | None = None
-    # Sender side: scripted answers to a GET of one location, by its id in upper case.
-    object_answers: dict[str, tuple[int, dict[str, Any]] | Exception] = field(default_factory=dict)
-    # Receiver side: what each PUT/PATCH is answered with; None = OCPI 1000.
-    answers: list[tuple[int, dict[str, Any]] | Exception] = field(default_factory=list)
 
-    @property
-    def pushes(self) -> list[Recorded]:
-        """PUT/PATCH requests received at the locations endpoint, in order."""
-        return [
-            r
-            for r in self.requests
-            if r.method in ("PUT", "PATCH") and r.path.startswith(LOCATIONS_PATH + "/")
-        ]
+    def served(self) -> list[dict[str, Any]]:
+        return self.locations
 
-    @property
-    def list_requests(self) -> list[Recorded]:
-        return [
-            r for r in self.requests if r.method == "GET" and r.path.rstrip("/") == LOCATIONS_PATH
-        ]
-
-    @property
-    def object_requests(self) -> list[Recorded]:
-        """GETs of one object (sender side: ``{locations}/{location_id}[/…]``), in order."""
-        return [
-            r
-            for r in self.requests
-            if r.method == "GET" and r.path.startswith(LOCATIONS_PATH + "/")
-        ]
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if self._scripted or not path.startswith(LOCATIONS_PATH):
-            return super().handler(request)
-        body = json.loads(request.content) if request.content else None
-        self.requests.append(
-            Recorded(request.method, str(request.url), path, request.headers, body)
-        )
-        if self._token(request) not in self.accepted_tokens:
-            return httpx.Response(401, json=envelope(status_code=2000, message="Unauthorized"))
-        if request.method == "GET" and path.rstrip("/") == LOCATIONS_PATH:
-            return self._page(request)
-        if request.method == "GET" and path.startswith(LOCATIONS_PATH + "/"):
-            return self._object(request)
-        if request.method in ("PUT", "PATCH") and path.startswith(LOCATIONS_PATH + "/"):
-            if self.answers:
-                answer = self.answers.pop(0)
-                if isinstance(answer, Exception):
-                    raise answer
-                status, payload = answer
-                return httpx.Response(status, json=payload)
-            return httpx.Response(200, json=envelope())
-        return httpx.Response(404, json=envelope(status_code=2000, message="Not found"))
-
-    def _page(self, request: httpx.Request) -> httpx.Response:
-        query = {k: v[-1] for k, v in parse_qs(request.url.query.decode()).items()}
-        items = list(self.locations)
-        if "date_from" in query:
-            since = _as_text(query["date_from"])
-            items = [i for i in items if _as_text(str(i.get("last_updated", ""))) >= since]
-        if "date_to" in query:
-            until = _as_text(query["date_to"])
-            items = [i for i in items if _as_text(str(i.get("last_updated", ""))) < until]
-        offset = int(query.get("offset", 0))
-        limit = min(int(query.get("limit", self.page_size)), self.page_size)
-        page = items[offset : offset + limit]
-        headers = {"X-Total-Count": str(len(items)), "X-Limit": str(self.page_size)}
-        number = offset // limit if limit else 0
-        next_offset = offset + limit
-        if self.loop_from is not None and number >= self.loop_from:
-            next_offset = 0
-        if next_offset < len(items):
-            link_query = {**query, "offset": str(next_offset), "limit": str(limit)}
-            base = str(request.url).split("?")[0]
-            headers["Link"] = f'<{base}?{urlencode(link_query)}>; rel="next"'
-        return httpx.Response(200, json=envelope(page), headers=headers)
-
-    def _object(self, request: httpx.Request) -> httpx.Response:
-        raw = request.url.raw_path.decode().split("?")[0]
-        ids = [unquote(part) for part in raw[len(LOCATIONS_PATH) + 1 :].strip("/").split("/")]
-        scripted = self.object_answers.pop(ids[0].upper(), None)
-        if isinstance(scripted, Exception):
-            raise scripted
-        if scripted is not None:
-            status, payload = scripted
-            return httpx.Response(status, json=payload)
-        found: Any = next(
-            (loc for loc in self.locations if str(loc.get("id", "")).upper() == ids[0].upper()),
-            None,
-        )
+    def find(self, ids: list[str]) -> Any:
+        found = super().find(ids)
         for key, name in (("evses", "uid"), ("connectors", "id")):
             if found is None or len(ids) < (2 if key == "evses" else 3):
                 break
@@ -135,8 +34,4 @@ class LocationsPartner(FakePartner):
             found = next(
                 (o for o in found.get(key) or [] if str(o.get(name, "")).upper() == wanted), None
             )
-        if found is None:
-            return httpx.Response(
-                404, json=envelope(status_code=2003, message=f"Unknown location {'/'.join(ids)}")
-            )
-        return httpx.Response(200, json=envelope(found))
+        return found
