@@ -33,13 +33,13 @@ class TokenAdmin(kit_admin.ObjectAdmin):
         "contract_id",
         "last_updated",
     )
-    list_filter: Any = (
+    list_filter = (  # type: ignore[assignment]
         ("partner", admin.EmptyFieldListFilter),
         "valid",
         "whitelist",
         "object_type",
     )
-    search_fields: Any = ("object_id", "contract_id", "party_id", "partner__name")
+    search_fields = ("object_id", "contract_id", "party_id", "partner__name")  # type: ignore[assignment]
     actions = ("block", "unblock")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
