@@ -24,6 +24,7 @@ import pytest
 
 from .conftest import Spec, _run_pair
 from .harness import REPO, Instance, Pair, poll
+from .test_locations import register
 
 pytestmark = pytest.mark.e2e
 
@@ -78,16 +79,6 @@ def copies(a: Instance) -> dict[str, dict[str, Any]]:
         "JOIN credentials_partner p ON p.id = t.partner_id WHERE p.name = 'B' ORDER BY t.id"
     )
     return {r["object_id"]: json.loads(r["ocpi_json"]) for r in rows}
-
-
-def register(inviter: Instance, joiner: Instance) -> None:
-    invitation = inviter.manage_json("ocpi_invite", joiner.name)
-    job = joiner.manage_json(
-        "ocpi_connect", inviter.name,
-        "--versions-url", invitation["versions_url"],
-        f"--token-a={invitation['token_a']}", "--wait",
-    )  # fmt: skip
-    assert job["state"] == "SUCCEEDED", job
 
 
 def in_sync(a: Instance, b: Instance) -> bool:
