@@ -671,6 +671,10 @@ def check_patch(reply: Reply, full: bool) -> str | None:
 
 
 class Load:
+    # What the list phases read (bench.tariffs reads the tariffs list and its ceiling).
+    LIST_PATH = "/ocpi/2.2.1/sender/locations"
+    CEILING_PATH = "/bench/ceiling"
+
     def __init__(self, args: argparse.Namespace, port: int, data: dict[str, Any]) -> None:
         self.args, self.port, self.data = args, port, data
         self.rng = random.Random(args.seed)
@@ -684,11 +688,11 @@ class Load:
     def ceiling(self, worker: int) -> Iterator[Request]:
         check = check_list(self.total, PAGE)
         while True:
-            yield "ceiling", "GET", "/bench/ceiling", self.emsp, b"", check
+            yield "ceiling", "GET", self.CEILING_PATH, self.emsp, b"", check
 
     def sender_list(self, worker: int) -> Iterator[Request]:
         rng = random.Random(self.args.seed + worker)
-        base = "/ocpi/2.2.1/sender/locations?limit=50"
+        base = f"{self.LIST_PATH}?limit=50"
         while True:
             if rng.random() < DATE_FROM_SHARE:
                 date_from, count = rng.choice(self.data["date_from"])

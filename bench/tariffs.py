@@ -25,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -33,10 +34,8 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from bench.locations import (
-    DATE_FROM_SHARE,
     LIST_TARGET,
     PAGE,
     PYTHON,
@@ -45,7 +44,6 @@ from bench.locations import (
     Phase,
     Request,
     Server,
-    check_list,
     free_port,
     percentile,
     pg_execute,
@@ -158,30 +156,8 @@ class TariffLoad(Load):
     def __init__(self, args: argparse.Namespace, port: int, data: dict[str, Any]) -> None:
         super().__init__(args, port, {**data, "locations": data["tariffs"]})
 
-    def ceiling(self, worker: int) -> Iterator[Request]:
-        check = check_list(self.total, PAGE)
-        while True:
-            yield "ceiling", "GET", "/bench/ceiling/tariffs", self.emsp, b"", check
-
-    def sender_list(self, worker: int) -> Iterator[Request]:
-        rng = random.Random(self.args.seed + worker)
-        url = "/ocpi/2.2.1/sender/tariffs?limit=50"
-        while True:
-            if rng.random() < DATE_FROM_SHARE:
-                date_from, count = rng.choice(self.data["date_from"])
-                offset = rng.randrange(0, count - PAGE + 1)
-                target = f"{url}&offset={offset}&date_from={quote(date_from)}"
-                yield "date_from", "GET", target, self.emsp, b"", check_list(count, PAGE)
-            else:
-                offset = rng.randrange(0, self.total - PAGE + 1)
-                yield (
-                    "offset",
-                    "GET",
-                    f"{url}&offset={offset}",
-                    self.emsp,
-                    b"",
-                    check_list(self.total, PAGE),
-                )
+    LIST_PATH = "/ocpi/2.2.1/sender/tariffs"
+    CEILING_PATH = "/bench/ceiling/tariffs"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -233,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.setup_into is not None:
         setup_dataset(args.setup_into, args.tariffs, args.seed)
         return 0
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)  # ends like Ctrl-C: the database is dropped
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="ocpi-bench-tariffs-"))
     env = server_env(args.db_name, port, workdir)

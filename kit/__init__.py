@@ -64,7 +64,11 @@ own change (stamped now, pushed), ``owner=partner_id`` a partner's copy. ``kit.s
 gives a declared module's spec.
 
 API stability: ``ModuleSpec``'s fields and ``declare``/``spec_of`` keep their meaning; new
-fields get defaults. Changes are noted here.
+fields get defaults. Changes are noted here:
+
+- after the first commit: ``ModuleSpec.check_unlisted`` (default True); ``OcpiObject.assign``
+  (copy indexed columns from a validated object) and ``OcpiObject.list_indexes()``; the
+  ``validate`` hook is called ``validate(data, partial=..., key=...)`` with keywords.
 """
 
 from __future__ import annotations

@@ -17,6 +17,14 @@ from credentials.models import Partner
 from ocpi_platform.ocpi.types import now_utc
 
 
+def stamp_modified(row: Any, save_kwargs: dict[str, Any]) -> None:
+    """Before a save: ``modified_at`` = now, also written by a save of some fields only."""
+    row.modified_at = now_utc()
+    update_fields = save_kwargs.get("update_fields")
+    if update_fields is not None:
+        save_kwargs["update_fields"] = {*update_fields, "modified_at"}
+
+
 class OcpiObjectQuerySet(models.QuerySet[Any]):
     def ours(self) -> OcpiObjectQuerySet:
         return self.filter(partner__isnull=True)
@@ -75,10 +83,7 @@ class OcpiObject(models.Model):
         self.cc_upper = self.country_code.upper()
         self.pid_upper = self.party_id.upper()
         self.id_upper = self.object_id.upper()
-        self.modified_at = now_utc()
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "modified_at"}
+        stamp_modified(self, kwargs)
         super().save(*args, **kwargs)
 
     def assign(self, validated: dict[str, Any]) -> None:

@@ -47,9 +47,14 @@ class Outcome:
 
     @property
     def message(self) -> str:
-        if self.stale:
-            return "Not applied: we hold a newer version (last_updated) of this object."
-        return "Created." if self.created else "Updated."
+        return outcome_message(created=self.created, stale=self.stale)
+
+
+def outcome_message(*, created: bool, stale: bool) -> str:
+    """The receiver's status_message for a write (every module answers alike)."""
+    if stale:
+        return "Not applied: we hold a newer version (last_updated) of this object."
+    return "Created." if created else "Updated."
 
 
 # --- reading -------------------------------------------------------------------------------

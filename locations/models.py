@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from django.db import models
 
 from credentials.models import Partner
-from kit.models import ModuleSync, SyncState  # noqa: F401  (SyncState: as before)
+from kit.models import ModuleSync, SyncState, stamp_modified  # noqa: F401  (SyncState: as before)
 from ocpi_platform.ocpi.types import now_utc
 
 from . import schema
@@ -131,10 +131,7 @@ class Location(models.Model):
         self.cc_upper = self.country_code.upper()
         self.pid_upper = self.party_id.upper()
         self.id_upper = self.location_id.upper()
-        self.modified_at = now_utc()
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "modified_at"}  # type: ignore[misc]
+        stamp_modified(self, kwargs)
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from rest_framework.exceptions import ValidationError
 
+from kit.services import outcome_message
 from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.errors import (
     InvalidParameters,
@@ -55,9 +56,7 @@ class Outcome:
 
     @property
     def message(self) -> str:
-        if self.stale:
-            return "Not applied: we hold a newer version (last_updated) of this object."
-        return "Created." if self.created else "Updated."
+        return outcome_message(created=self.created, stale=self.stale)
 
 
 # --- reading -------------------------------------------------------------------------------
