@@ -25,7 +25,9 @@ def test_each_app_mounts_its_own_routes():
     assert sorted(registry.url_modules()) == [
         ("", "credentials.urls"),
         ("2.2.1/", "hubclientinfo.urls"),
+        ("2.2.1/", "kit.urls"),
         ("2.2.1/", "locations.urls"),
+        ("2.2.1/", "tokens.urls"),
     ]
 
 
