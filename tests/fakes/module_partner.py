@@ -69,9 +69,7 @@ class ModulePartner(FakePartner):
     @property
     def list_requests(self) -> list[Recorded]:
         return [
-            r
-            for r in self.requests
-            if r.method == "GET" and r.path.rstrip("/") == self.module_path
+            r for r in self.requests if r.method == "GET" and r.path.rstrip("/") == self.module_path
         ]
 
     @property
