@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "locations",
     "outbox",
     "tariffs",
+    "tokens",
 ]
 
 MIDDLEWARE = [
@@ -372,3 +373,14 @@ OCPI_JOURNAL_BODY_MAX_CHARS = env.int("OCPI_JOURNAL_BODY_MAX_CHARS", default=655
 OCPI_JOURNAL_FLUSH_SECONDS = env.float("OCPI_JOURNAL_FLUSH_SECONDS", default=1.0)
 # Read timeout of each request of the partner doctor (manage.py ocpi_doctor, admin button).
 OCPI_DOCTOR_READ_TIMEOUT = env.float("OCPI_DOCTOR_READ_TIMEOUT", default=10.0)
+
+# --- Tokens: real-time authorization (tokens/authorization.py, tokens/realtime.py) ----------
+# eMSP: a dotted path to the operator's own rule for authorize requests (called with token,
+# location, partner; returns a tokens.authorization.Decision, an AllowedType or None to fall
+# through to the built-in rules). Empty: valid tokens are ALLOWED, invalid ones BLOCKED.
+OCPI_TOKEN_AUTHORIZER = env.str("OCPI_TOKEN_AUTHORIZER", default="")
+# CPO: seconds the eMSP has to answer a real-time authorization of our charge point system.
+OCPI_TOKEN_AUTHORIZE_TIMEOUT = env.float("OCPI_TOKEN_AUTHORIZE_TIMEOUT", default=3.0)
+# CPO: ask the eMSP for tokens whitelisted ALLOWED (the spec lets the CPO choose); off: the
+# local copy decides them like ALWAYS tokens.
+OCPI_TOKEN_ASK_WHEN_ALLOWED = env.bool("OCPI_TOKEN_ASK_WHEN_ALLOWED", default=True)

@@ -35,6 +35,7 @@ from ocpi_platform.ocpi.fields import (
     as_json,
     validate_object,
 )
+from ocpi_platform.ocpi.types import is_printable_ascii
 
 __all__ = [
     "ALLOWED_TYPES",
@@ -158,8 +159,30 @@ def validate_token(
     return result
 
 
+def _plain_ci(value: Any, max_length: int) -> bool:
+    """A CiString(n) that needs no checks beyond this: printable ASCII, 1..n characters."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and is_printable_ascii(value, allow_space=True)
+    )
+
+
 def validate_location_references(data: Any) -> dict[str, Any]:
-    """LocationReferences: the (optional) body of a real-time authorize POST."""
+    """LocationReferences: the (optional) body of a real-time authorize POST.
+
+    The authorize endpoint is on the real-time path: a body that plainly passes (the common
+    case) is answered without DRF, with exactly what the serializer would give; anything
+    else goes through the serializer, which names what is wrong."""
+    if isinstance(data, dict) and _plain_ci(data.get("location_id"), 36):
+        evse_uids = data.get("evse_uids", ())
+        if evse_uids is None or (
+            isinstance(evse_uids, list) and all(_plain_ci(uid, 36) for uid in evse_uids)
+        ):
+            result: dict[str, Any] = {"location_id": data["location_id"]}
+            if "evse_uids" in data:
+                result["evse_uids"] = None if evse_uids is None else list(evse_uids)
+            return result
     return validate_object(LocationReferencesSerializer, data)
 
 

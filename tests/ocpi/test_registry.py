@@ -27,6 +27,7 @@ def test_each_app_mounts_its_own_routes():
         ("2.2.1/", "hubclientinfo.urls"),
         ("2.2.1/", "kit.urls"),  # the routes of every module declared to the kit (tariffs)
         ("2.2.1/", "locations.urls"),
+        ("2.2.1/", "tokens.urls"),
     ]
 
 

@@ -501,3 +501,22 @@ def test_invalid_authorization_info(path, value, expected):
     assert_error(
         errors(validate_authorization_info, changed(authorization_info(), path, value)), expected
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"location_id": "LOC1"},
+        {"location_id": "LOC 1", "evse_uids": []},
+        {"location_id": "LOC1", "evse_uids": None},
+        {"location_id": "LOC1", "evse_uids": ["E1", "E 2"], "connector_ids": ["1"]},
+        {"location_id": "L" * 36, "evse_uids": ["E" * 36]},
+    ],
+)
+def test_the_fast_path_of_location_references_gives_what_the_serializer_gives(
+    body: dict[str, Any],
+) -> None:
+    from ocpi_platform.ocpi.fields import validate_object
+    from tokens.schema import LocationReferencesSerializer
+
+    assert validate_location_references(body) == validate_object(LocationReferencesSerializer, body)
