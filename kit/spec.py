@@ -84,7 +84,8 @@ class ModuleSpec:
     - ``render(validated)``: OCPI JSON of a validated object (nulls left out).
     - ``id_field``: the body field of the object id (tokens: ``uid``); ``type_field``: the body
       field that is also the ``type`` query parameter of the key (tokens: ``type``), with
-      ``type_default`` when the URL has none (``RFID``).
+      ``type_default`` when the URL has none (``RFID``); ``type_values``: the values the
+      ``type`` of a URL may take (another is answered 2001 naming ``type``; empty: any).
     - ``last_updated``: the body field that carries it (top level).
     - ``sender_methods``: ``LIST`` (GET list) and/or ``GET`` (GET one object);
       ``receiver_methods``: a subset of GET, PUT, PATCH, DELETE. Others answer an OCPI error.
@@ -109,6 +110,7 @@ class ModuleSpec:
     id_field: str = "id"
     type_field: str | None = None
     type_default: str = ""
+    type_values: tuple[str, ...] = ()
     last_updated: str = "last_updated"
     sender_methods: Methods = frozenset({"LIST", "GET"})
     receiver_methods: Methods = frozenset({"GET", "PUT", "PATCH", "DELETE"})

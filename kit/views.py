@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response
-from ocpi_platform.ocpi.errors import NotFound
+from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
 from ocpi_platform.ocpi.fields import CiString, check_url_ids
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.pagination import page_headers, page_request
@@ -48,7 +48,12 @@ def addressed_party(request: Request, spec: ModuleSpec) -> Party | None:
 def object_type(request: Request, spec: ModuleSpec) -> str:
     if not spec.type_field:
         return ""
-    return str(request.query_params.get("type") or spec.type_default)
+    kind = str(request.query_params.get("type") or spec.type_default)
+    if spec.type_values and kind not in spec.type_values:
+        raise InvalidParameters(
+            f"type: {kind!r} is not a {spec.name} type; it is one of {', '.join(spec.type_values)}."
+        )
+    return kind
 
 
 class _ModuleView(APIView):

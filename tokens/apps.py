@@ -43,6 +43,7 @@ class TokensConfig(AppConfig):
                 id_field="uid",
                 type_field="type",
                 type_default="RFID",
+                type_values=tuple(schema.TOKEN_TYPES),
                 sender_methods=frozenset({"LIST"}),
                 receiver_methods=frozenset({"GET", "PUT", "PATCH"}),
                 push_patch_fields=frozenset({"valid", "whitelist"}),

@@ -54,6 +54,23 @@ def test_the_type_parameter_is_part_of_the_key(api: OcpiApi, emsp: RegisteredPar
     assert "type" in reply.message
 
 
+def test_a_type_that_is_not_a_token_type_is_refused_naming_it(
+    api: OcpiApi, emsp: RegisteredPartner
+) -> None:
+    assert put(api, emsp, example()).code == 1000
+    got = api.get(URL + "?type=CARD", token=emsp.inbound_token)
+    patched = api.patch(
+        URL + "?type=CARD",
+        body={"valid": False, "last_updated": "2030-01-01T00:00:00Z"},
+        token=emsp.inbound_token,
+    )
+    for reply in (got, patched, put(api, emsp, example(), URL + "?type=CARD")):
+        assert reply.code == 2001, reply
+        assert "type" in reply.message, reply.message
+        assert "RFID" in reply.message, reply.message
+    assert [(t.object_type, t.valid) for t in copies()] == [("RFID", True)]
+
+
 def test_a_party_that_is_not_the_callers_is_refused(
     api: OcpiApi, emsp: RegisteredPartner, cpo: RegisteredPartner
 ) -> None:
