@@ -278,8 +278,21 @@ class Instance:
             return cur.fetchall() if cur.description else []
 
     def reset(self) -> None:
-        """Forget every partner (a clean slate between tests, as right after migrate)."""
-        self.query("TRUNCATE " + ", ".join(CREDENTIALS_TABLES) + " CASCADE")
+        """Forget every partner (a clean slate between tests, as right after migrate).
+
+        The instance runs meanwhile: its background writers (the journal's, the outbox sweep)
+        may hold row locks of the tables the CASCADE reaches, and PostgreSQL may pick the
+        TRUNCATE as a deadlock's victim. It is tried again then; the instance's writer that
+        wins simply commits first."""
+        statement = "TRUNCATE " + ", ".join(CREDENTIALS_TABLES) + " CASCADE"
+        for attempt in range(5):
+            try:
+                self.query(statement)
+                return
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     # --- tokens, as the operator (who holds the keys) can see them -----------------------------
 
