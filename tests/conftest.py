@@ -151,7 +151,9 @@ def make_registered(
     role: str = "EMSP",
     versions_url: str = "https://partner.test/ocpi/versions",
     outbound_token: str = "partner-token-c",
+    endpoints: tuple[tuple[str, str, str], ...] = (),
 ) -> RegisteredPartner:
+    """A registered partner; ``endpoints``: its module endpoints, (identifier, role, url)."""
     partner = Partner.objects.create(
         name=name,
         state=PartnerState.REGISTERED,
@@ -175,6 +177,10 @@ def make_registered(
         role="SENDER",
         url=versions_url.replace("/versions", "/2.2.1/credentials"),
     )
+    for identifier, role_of_interface, url in endpoints:
+        PartnerEndpoint.objects.create(
+            partner=partner, identifier=identifier, role=role_of_interface, url=url
+        )
     _, inbound = tokens.issue_inbound_token(partner, TokenKind.REGULAR)
     return RegisteredPartner(partner, inbound, outbound_token)
 

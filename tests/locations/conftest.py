@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from credentials.models import PartnerEndpoint
 from tests.conftest import RegisteredPartner, load_example, make_registered
 
 RECEIVER = "/ocpi/2.2.1/receiver/locations"
@@ -18,21 +17,25 @@ PARTNER_LOCATIONS = "https://partner.test/ocpi/2.2.1/locations"
 @pytest.fixture
 def cpo(db: None) -> RegisteredPartner:
     """A partner CPO (BE/BEC, the spec examples' party) that pushes its locations to us."""
-    partner = make_registered("be-cpo", country_code="BE", party_id="BEC", role="CPO")
-    PartnerEndpoint.objects.create(
-        partner=partner.partner, identifier="locations", role="SENDER", url=PARTNER_LOCATIONS
+    return make_registered(
+        "be-cpo",
+        country_code="BE",
+        party_id="BEC",
+        role="CPO",
+        endpoints=(("locations", "SENDER", PARTNER_LOCATIONS),),
     )
-    return partner
 
 
 @pytest.fixture
 def emsp(db: None) -> RegisteredPartner:
     """A partner eMSP with a locations RECEIVER endpoint: our pushes go to it."""
-    partner = make_registered("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
-    PartnerEndpoint.objects.create(
-        partner=partner.partner, identifier="locations", role="RECEIVER", url=PARTNER_LOCATIONS
+    return make_registered(
+        "de-emsp",
+        country_code="DE",
+        party_id="XYZ",
+        role="EMSP",
+        endpoints=(("locations", "RECEIVER", PARTNER_LOCATIONS),),
     )
-    return partner
 
 
 def example(name: str = "location_example.json") -> Any:

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from credentials.models import PartnerEndpoint
 from kit import spec_of
 from kit.spec import ModuleSpec
 from ocpi_platform.ocpi.registry import ModuleId
@@ -26,21 +25,25 @@ def spec() -> ModuleSpec:
 @pytest.fixture
 def cpo(db: None) -> RegisteredPartner:
     """A partner CPO (DE/ALL, the spec examples' party) with a tariffs SENDER endpoint."""
-    partner = make_registered("de-cpo", country_code="DE", party_id="ALL", role="CPO")
-    PartnerEndpoint.objects.create(
-        partner=partner.partner, identifier="tariffs", role="SENDER", url=PARTNER_TARIFFS
+    return make_registered(
+        "de-cpo",
+        country_code="DE",
+        party_id="ALL",
+        role="CPO",
+        endpoints=(("tariffs", "SENDER", PARTNER_TARIFFS),),
     )
-    return partner
 
 
 @pytest.fixture
 def emsp(db: None) -> RegisteredPartner:
     """A partner eMSP with a tariffs RECEIVER endpoint: our pushes go to it."""
-    partner = make_registered("be-emsp", country_code="BE", party_id="XYZ", role="EMSP")
-    PartnerEndpoint.objects.create(
-        partner=partner.partner, identifier="tariffs", role="RECEIVER", url=PARTNER_TARIFFS
+    return make_registered(
+        "be-emsp",
+        country_code="BE",
+        party_id="XYZ",
+        role="EMSP",
+        endpoints=(("tariffs", "RECEIVER", PARTNER_TARIFFS),),
     )
-    return partner
 
 
 def example(name: str = "tariff_1_simple_2hour.json") -> Any:

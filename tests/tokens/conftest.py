@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 import kit
-from credentials.models import PartnerEndpoint
 from kit import services as kit_services
 from ocpi_platform.ocpi.registry import ModuleId
 from tests.conftest import RegisteredPartner, load_example, make_registered
@@ -53,18 +52,22 @@ def partner_token(partner: RegisteredPartner, uid: str = "TOKEN1", **changes: An
 @pytest.fixture
 def cpo(db: None) -> RegisteredPartner:
     """A partner CPO (BE/BEC) with a tokens RECEIVER endpoint: it asks us to authorize."""
-    partner = make_registered("be-cpo", country_code="BE", party_id="BEC", role="CPO")
-    PartnerEndpoint.objects.create(
-        partner=partner.partner, identifier="tokens", role="RECEIVER", url=PARTNER_TOKENS
+    return make_registered(
+        "be-cpo",
+        country_code="BE",
+        party_id="BEC",
+        role="CPO",
+        endpoints=(("tokens", "RECEIVER", PARTNER_TOKENS),),
     )
-    return partner
 
 
 @pytest.fixture
 def emsp(db: None) -> RegisteredPartner:
     """A partner eMSP (DE/TNM, the spec examples' party) with a tokens SENDER endpoint."""
-    partner = make_registered("de-emsp", country_code="DE", party_id="TNM", role="EMSP")
-    PartnerEndpoint.objects.create(
-        partner=partner.partner, identifier="tokens", role="SENDER", url=PARTNER_TOKENS
+    return make_registered(
+        "de-emsp",
+        country_code="DE",
+        party_id="TNM",
+        role="EMSP",
+        endpoints=(("tokens", "SENDER", PARTNER_TOKENS),),
     )
-    return partner
