@@ -64,11 +64,11 @@ MIDDLEWARE = [
     "ocpi_platform.ocpi.middleware.OcpiInboundMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "ocpi_platform.ocpi.browser.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "ocpi_platform.ocpi.browser.BrowserCsrfViewMiddleware",
+    "ocpi_platform.ocpi.browser.BrowserAuthenticationMiddleware",
+    "ocpi_platform.ocpi.browser.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
