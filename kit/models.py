@@ -80,11 +80,16 @@ class OcpiObject(models.Model):
         return f"{self.country_code}/{self.party_id}/{self.object_id}{suffix}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        self.prepare()
+        stamp_modified(self, kwargs)
+        super().save(*args, **kwargs)
+
+    def prepare(self) -> None:
+        """The shadow columns of a write (``save`` does it; a bulk write calls it itself)."""
         self.cc_upper = self.country_code.upper()
         self.pid_upper = self.party_id.upper()
         self.id_upper = self.object_id.upper()
-        stamp_modified(self, kwargs)
-        super().save(*args, **kwargs)
+        self.modified_at = now_utc()
 
     def assign(self, validated: dict[str, Any]) -> None:
         """Copy what the model keeps in columns of its own from a validated object (the

@@ -13,7 +13,7 @@ Every write stores the rendered JSON, from which reads are served.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
 from ocpi_platform.ocpi.envelope import describe_validation_errors
-from ocpi_platform.ocpi.errors import InvalidParameters, UnknownObject
+from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError, UnknownObject
 from ocpi_platform.ocpi.fields import as_json
 from ocpi_platform.ocpi.pagination import PageRequest
 from ocpi_platform.ocpi.parties import Party, our_parties
@@ -263,6 +263,98 @@ def _insert(obj: OcpiObject, retry: bool) -> None:
         if not retry:
             raise
         raise _Taken from None
+
+
+# --- a page of a partner's objects at once (the pull) ----------------------------------------
+
+PageItem = tuple[ObjectKey, Any]
+
+
+def put_page(spec: ModuleSpec, items: Sequence[PageItem], *, owner: int) -> list[OcpiError | None]:
+    """Store a page of a partner's objects as their PUTs would (``put`` with ``owner``), in one
+    transaction and a few statements whatever the page size: each validated, the newest
+    ``last_updated`` winning under the rows' locks, an object of another owner refused, an
+    unchanged one not written again. Per item: None (stored, or older than ours) or the error
+    that rejected it. A key met twice in the page, and every object of a page whose insert
+    meets a concurrent writer (a push of the same object), go through ``put`` one by one."""
+    results: list[OcpiError | None] = [None] * len(items)
+    ready: dict[tuple[str, str, str, str], tuple[int, ObjectKey, dict[str, Any]]] = {}
+    one_by_one: list[int] = []
+    for index, (key, data) in enumerate(items):
+        try:
+            validated = validate(spec, data, partial=False, key=key)
+            check_ids(spec, key, validated)
+        except OcpiError as exc:
+            results[index] = exc
+            continue
+        if key.upper() in ready:
+            one_by_one.append(index)
+        else:
+            ready[key.upper()] = (index, key, validated)
+    with transaction.atomic():
+        if ready:
+            try:
+                with transaction.atomic():
+                    _write_page(spec, ready, owner, results)
+            except IntegrityError:  # created meanwhile by a push: let ``put`` sort it out
+                one_by_one.extend(index for index, _, _ in ready.values())
+        for index in sorted(one_by_one):
+            key, data = items[index]
+            try:
+                put(spec, key, data, owner=owner)
+            except OcpiError as exc:
+                results[index] = exc
+            else:
+                results[index] = None
+    return results
+
+
+def _write_page(
+    spec: ModuleSpec,
+    ready: dict[tuple[str, str, str, str], tuple[int, ObjectKey, dict[str, Any]]],
+    owner: int,
+    results: list[OcpiError | None],
+) -> None:
+    objects = spec.model.objects
+    ids = sorted({upper[2] for upper in ready})
+    held = {
+        (o.cc_upper, o.pid_upper, o.id_upper, o.object_type): o
+        for o in objects.of(owner).filter(id_upper__in=ids).order_by("pk").select_for_update()
+    }
+    others = set(
+        objects.exclude(partner_id=owner)
+        .filter(id_upper__in=ids)
+        .values_list("cc_upper", "pid_upper", "id_upper", "object_type")
+    )
+    creates: list[OcpiObject] = []
+    updates: list[OcpiObject] = []
+    for upper, (index, key, validated) in ready.items():
+        obj = held.get(upper)
+        if obj is None and upper in others:
+            results[index] = InvalidParameters(f"The {spec.name} {key} belongs to another owner.")
+            continue
+        if obj is not None and _newer(obj.last_updated, validated.get(spec.last_updated)):
+            continue  # we hold a newer version: not applied (as a stale PUT)
+        before = (obj.ocpi_json, obj.last_updated) if obj is not None else None
+        if obj is None:
+            obj = spec.model(partner_id=owner)
+        _assign(spec, obj, key, validated)
+        if before == (obj.ocpi_json, obj.last_updated):
+            continue  # the same object again: nothing to write
+        obj.prepare()
+        (updates if obj.pk else creates).append(obj)
+    if updates:
+        objects.bulk_update(updates, _update_fields(spec))
+    if creates:
+        objects.bulk_create(creates)
+
+
+def _update_fields(spec: ModuleSpec) -> list[str]:
+    return [
+        f.name
+        for f in spec.model._meta.concrete_fields
+        if not f.primary_key and f.name not in ("partner", "created_at")
+    ]
 
 
 def patch(spec: ModuleSpec, key: ObjectKey, data: Any, *, owner: Owner) -> Outcome:

@@ -6,8 +6,9 @@ declared to the kit use it.
 
 The first sync fetches everything; later ones ask for ``date_from`` = the start of the last
 successful sync. Pages are followed through ``Link`` headers (a partner whose paging loops is
-stopped). Each object is stored through the same service as a pushed PUT; an invalid object or
-one of a party the partner does not own is counted and skipped, the rest is kept.
+stopped). Each object is stored with the same rules as a pushed PUT (a page at once where the
+module can); an invalid object or one of a party the partner does not own is counted and
+skipped, the rest is kept.
 
 A full list is the partner's whole truth (spec transport › Pagination): after a full sync that
 went through every page, the copies the partner no longer lists are deleted. Not when the pages
@@ -76,7 +77,8 @@ class Puller:
 
     ``model``: the copies (``partner``, ``cc_upper``, ``pid_upper``, ``id_upper``,
     ``modified_at`` and the id column ``id_column``); ``store(partner_id, key, item)`` stores
-    one object as a pushed PUT would (raises OcpiError to reject it); ``send(partner_id, full,
+    one object as a pushed PUT would (raises OcpiError to reject it); ``store_page``, when
+    given, stores a page's objects at once with the same rules; ``send(partner_id, full,
     countdown)`` queues the module's pull task after commit.
     """
 
@@ -88,6 +90,8 @@ class Puller:
     id_column: str
     store: Callable[[int, ObjectKey, Any], None]
     send: Callable[[int, bool, float], None]
+    # A page at once (faster): (partner_id, [(key, item)]) -> per item None or the rejection.
+    store_page: Callable[[int, list[tuple[ObjectKey, Any]]], list[OcpiError | None]] | None = None
     id_field: str = "id"
     type_field: str | None = None
     type_default: str = ""
@@ -401,8 +405,9 @@ def _store_page(
         raise SyncPageError(
             f"Page {sync.pages + 1} holds a JSON {type(data).__name__}, not a list."
         )
-    for item in data:
-        sync.received += 1
+    accepted: list[tuple[int, ObjectKey, Any]] = []
+    errors: dict[int, OcpiError] = {}
+    for position, item in enumerate(data):
         if isinstance(item, dict) and crawl.listed is not None:
             listed = (item.get("country_code"), item.get("party_id"), item.get(puller.id_field))
             upper = (*(str(v).upper() for v in listed), _type_of(puller, item))
@@ -410,13 +415,41 @@ def _store_page(
                 crawl.duplicates += 1
             crawl.listed.add(upper)
         try:
-            puller.store(partner.pk, _key_of(puller, partner, item), item)
+            accepted.append((position, _key_of(puller, partner, item), item))
         except OcpiError as exc:
-            sync.rejected += 1
-            ident = item.get(puller.id_field) if isinstance(item, dict) else None
-            crawl.problems.append(f"{ident or f'object {sync.received}'}: {exc.message}")
-        else:
+            errors[position] = exc
+    stored = _store_all(puller, partner.pk, [(key, item) for _, key, item in accepted])
+    errors.update(
+        (position, error)
+        for (position, _, _), error in zip(accepted, stored, strict=True)
+        if error is not None
+    )
+    for position, item in enumerate(data):
+        sync.received += 1
+        error = errors.get(position)
+        if error is None:
             sync.stored += 1
+            continue
+        sync.rejected += 1
+        ident = item.get(puller.id_field) if isinstance(item, dict) else None
+        crawl.problems.append(f"{ident or f'object {sync.received}'}: {error.message}")
+
+
+def _store_all(
+    puller: Puller, partner_id: int, items: list[tuple[ObjectKey, Any]]
+) -> list[OcpiError | None]:
+    """The page through the module's page store, or object by object."""
+    if puller.store_page is not None:
+        return puller.store_page(partner_id, items)
+    results: list[OcpiError | None] = []
+    for key, item in items:
+        try:
+            puller.store(partner_id, key, item)
+        except OcpiError as exc:
+            results.append(exc)
+        else:
+            results.append(None)
+    return results
 
 
 def _drop_unlisted(

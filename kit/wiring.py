@@ -18,6 +18,9 @@ def puller(spec: ModuleSpec) -> Any:
     def store(owner: int, key: ObjectKey, item: Any) -> None:
         services.put(spec, key, item, owner=owner)
 
+    def store_page(owner: int, items: list[tuple[ObjectKey, Any]]) -> list[Any]:
+        return services.put_page(spec, items, owner=owner)
+
     def send(partner_id: int, full: bool, countdown: float) -> None:
         kwargs = {"module": module, "partner_id": partner_id, "full": full}
         transaction.on_commit(lambda: tasks.pull.apply_async(kwargs=kwargs, countdown=countdown))
@@ -31,6 +34,7 @@ def puller(spec: ModuleSpec) -> Any:
         id_column="object_id",
         store=store,
         send=send,
+        store_page=store_page,
         id_field=spec.id_field,
         type_field=spec.type_field,
         type_default=spec.type_default,
