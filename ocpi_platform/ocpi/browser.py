@@ -9,12 +9,13 @@ Everything else (the admin, /healthz, /metrics) gets Django's behaviour unchange
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseForbidden
 from django.middleware.csrf import CsrfViewMiddleware
 
 from .envelope import is_ocpi_path
@@ -34,10 +35,16 @@ class BrowserSessionMiddleware(_NotForOcpi, SessionMiddleware):
 
 
 class BrowserCsrfViewMiddleware(_NotForOcpi, CsrfViewMiddleware):
-    def process_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | None:
+    def process_view(
+        self,
+        request: HttpRequest,
+        callback: Callable[..., HttpResponseBase],
+        callback_args: tuple[Any, ...],
+        callback_kwargs: dict[str, Any],
+    ) -> HttpResponseForbidden | None:
         if is_ocpi_path(request.path_info):
             return None
-        return super().process_view(request, *args, **kwargs)
+        return super().process_view(request, callback, callback_args, callback_kwargs)
 
 
 class BrowserAuthenticationMiddleware(_NotForOcpi, AuthenticationMiddleware):
