@@ -140,8 +140,15 @@ def render_evse(evse: Evse, connectors: Iterable[Connector]) -> dict[str, Any]:
 def render_location(
     location: Location, evses: Iterable[Evse], connectors: Mapping[int, list[Connector]]
 ) -> dict[str, Any]:
+    return render_tree(location, [(e, connectors.get(e.pk, [])) for e in evses])
+
+
+def render_tree(
+    location: Location, evses: Iterable[tuple[Evse, Iterable[Connector]]]
+) -> dict[str, Any]:
+    """The location with its EVSEs, each with its connectors (saved or not)."""
     out = render_fields(location, LOCATION_FIELDS)
-    rendered = [render_evse(e, connectors.get(e.pk, [])) for e in evses]
+    rendered = [render_evse(evse, connectors) for evse, connectors in evses]
     if rendered:
         out["evses"] = rendered
     return _move_last(out, "last_updated")

@@ -143,7 +143,12 @@ def _validate(kind: str, data: Any, *, partial: bool) -> dict[str, Any]:
         raise InvalidParameters("Invalid " + kind + ": " + "; ".join(lines)) from None
 
 
-def _check_ids(path: ObjectPath, data: dict[str, Any]) -> None:
+def validate_object(kind: str, data: Any) -> dict[str, Any]:
+    """A full object's validation (a PUT's body); errors become 2001 naming the field."""
+    return _validate(kind, data, partial=False)
+
+
+def check_ids(path: ObjectPath, data: dict[str, Any]) -> None:
     """The body must name the object of the URL (spec: advised 2001 otherwise)."""
     checks: list[tuple[str, str | None]] = []
     if path.kind == "location":
@@ -185,7 +190,7 @@ def _newer(stored: datetime, incoming: datetime | None) -> bool:
 def put(path: ObjectPath, data: Any, *, owner: Owner, keep_timestamps: bool = False) -> Outcome:
     """Create or replace the object at ``path`` with the full object ``data``."""
     validated = _validate(path.kind, data, partial=False)
-    _check_ids(path, validated)
+    check_ids(path, validated)
     if owner is None:
         _check_own_party(path)
     with transaction.atomic():
@@ -209,7 +214,7 @@ def put(path: ObjectPath, data: Any, *, owner: Owner, keep_timestamps: bool = Fa
 def patch(path: ObjectPath, data: Any, *, owner: Owner) -> Outcome:
     """Change the fields of ``data`` of the existing object at ``path`` (never creates)."""
     validated = _validate(path.kind, data, partial=True)
-    _check_ids(path, validated)
+    check_ids(path, validated)
     if owner is not None and path.kind == "EVSE" and set(validated) == {"status", "last_updated"}:
         outcome = _partner_status(path, owner, validated["status"], validated["last_updated"])
         if outcome is not None:

@@ -42,6 +42,12 @@ def _store(owner: int, key: ObjectKey, item: Any) -> None:
     services.put(ObjectPath(key.country_code, key.party_id, key.object_id), item, owner=owner)
 
 
+def _store_page(owner: int, items: list[tuple[ObjectKey, Any]]) -> list[Any]:
+    from .bulk import put_page
+
+    return put_page(owner, items)
+
+
 def _send(partner_id: int, full: bool, countdown: float) -> None:
     from .tasks import pull_locations
 
@@ -60,6 +66,7 @@ PULLER = kit_sync.Puller(
     model=Location,
     id_column="location_id",
     store=_store,
+    store_page=_store_page,
     send=_send,
 )
 kit_sync.register(PULLER)
