@@ -100,12 +100,13 @@ def _outcome(obj: Entry) -> SafeString:
 
 @admin.register(Entry)
 class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
+    # Narrow columns (merged direction and method, wrapped path and error, the error's cause
+    # first): HTTP, OCPI and the error stay on screen at 1,400 px.
     list_display = (
         "when",
-        "partner",
-        "way",
-        "method",
-        "path",
+        "partner_name",
+        "call",
+        "where",
         "outcome",
         "duration_ms",
         "correlation",
@@ -138,8 +139,35 @@ class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
     fields = readonly_fields
 
     @admin.display(description="time", ordering="created_at")
-    def when(self, obj: Entry) -> str:
-        return localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    def when(self, obj: Entry) -> SafeString:
+        moment = localtime(obj.created_at)
+        return format_html(
+            '<span class="ocpi-nowrap" title="{}">{}<br>{}</span>',
+            moment.strftime("%Y-%m-%d %H:%M:%S.%f %Z"),
+            moment.strftime("%Y-%m-%d"),
+            moment.strftime("%H:%M:%S.%f")[:-3] + moment.strftime(" %Z"),
+        )
+
+    @admin.display(description="partner", ordering="partner__name", empty_value="-")
+    def partner_name(self, obj: Entry) -> SafeString | None:
+        if obj.partner is None:
+            return None
+        return format_html('<span class="ocpi-name">{}</span>', obj.partner.name)
+
+    @admin.display(description="call", ordering="direction")
+    def call(self, obj: Entry) -> SafeString:
+        """Direction and method in one narrow column."""
+        inbound = obj.direction == Direction.IN
+        return format_html(
+            '<span class="ocpi-nowrap" title="{}">{} {}</span>',
+            obj.get_direction_display(),
+            "←" if inbound else "→",
+            obj.method,
+        )
+
+    @admin.display(description="path", ordering="path")
+    def where(self, obj: Entry) -> SafeString:
+        return format_html('<span class="ocpi-path">{}</span>', obj.path)
 
     @admin.display(description="HTTP · OCPI")
     def outcome(self, obj: Entry) -> SafeString:
@@ -161,12 +189,9 @@ class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
         )
 
     @admin.display(description="error")
-    def why(self, obj: Entry) -> SafeString:
-        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(60))
-
-    @admin.display(description="direction", ordering="direction")
-    def way(self, obj: Entry) -> str:
-        return "← in" if obj.direction == Direction.IN else "→ out"
+    def why(self, obj: Entry) -> SafeString | str:
+        """The row shows the call: an error that starts with it starts with its cause."""
+        return partner_admin.wrapped_reason(obj.error, drop_call=True) if obj.error else ""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or _can_view_partner(request)
@@ -351,7 +376,7 @@ class DoctorRunAdmin(partner_admin._ReadOnlyAdminMixin, _RunAdminBase):
 
     @admin.display(description="requested", ordering="requested_at")
     def requested(self, obj: DoctorRun) -> str:
-        return localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M:%S")
+        return localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M:%S %Z")
 
     @admin.display(description="partner", ordering="partner__name")
     def partner_link(self, obj: DoctorRun) -> SafeString:
@@ -396,10 +421,11 @@ class JournalInline(partner_admin.ReadOnlyInline):
     formset = RecentEntries
     template = "admin/journal/journal_inline.html"
     verbose_name_plural = f"request journal (newest {INLINE_ROWS})"
-    fields = ("at", "way", "method", "path", "outcome", "duration_ms", "correlation", "why")
+    fields = ("at", "call", "where", "outcome", "duration_ms", "correlation", "why")
     readonly_fields = fields
     outcome = EntryAdmin.outcome
-    way = EntryAdmin.way
+    call = EntryAdmin.call
+    where = EntryAdmin.where
 
     at = EntryAdmin.at
     correlation = EntryAdmin.correlation

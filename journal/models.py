@@ -105,7 +105,7 @@ class DoctorRun(models.Model):
         indexes = [models.Index(fields=["partner", "-requested_at"], name="journal_doctor_partner")]
 
     def __str__(self) -> str:
-        return f"doctor run {self.pk} of {self.partner_id} ({self.state})"
+        return f"doctor run {self.pk} of {self.partner.name} ({self.get_state_display()})"
 
     @property
     def is_active(self) -> bool:
