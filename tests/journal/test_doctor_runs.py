@@ -13,11 +13,13 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from credentials.models import PartnerState
+from credentials.models import Partner, PartnerState
 from journal import doctor, doctor_runs, tasks
 from journal.models import DoctorRun, RunState
 from ocpi_platform.ocpi.client import use_transport
 from ocpi_platform.ocpi.types import now_utc
+from tests.concurrency import race
+from tests.conftest import make_registered
 from tests.fakes.doctor_partner import DoctorPartner
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +246,42 @@ def test_requesting_a_run_for_a_partner_that_cannot_be_examined_raises(registere
     with pytest.raises(doctor.NotDiagnosable):
         doctor_runs.request_run(registered.partner, by="ops")
     assert not DoctorRun.objects.exists()
+
+
+# --- one run at a time, with real concurrent transactions ---------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clicks_at_once_queue_one_run():
+    partner = make_registered().partner
+
+    def lock_the_partner():
+        Partner.objects.select_for_update().get(pk=partner.pk)
+
+    def click_once():
+        return doctor_runs.request_run(partner, by="ops")[1]
+
+    with mock.patch.object(tasks.run_doctor, "delay") as delay:
+        created = race(click_once, click_once, hold=lock_the_partner)
+
+    assert sorted(created) == [False, True]
+    assert DoctorRun.objects.count() == 1
+    delay.assert_called_once()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_delivered_twice_at_once_runs_the_checks_once():
+    partner = make_registered().partner
+    with mock.patch.object(tasks.run_doctor, "delay"):
+        run, _ = doctor_runs.request_run(partner, by="ops")
+    report = doctor.Report(partner.name, partner.versions_url, "2026-01-01T00:00:00Z")
+
+    # No HTTP here: the threads do not see a use_transport of this one, the checks are stubbed.
+    with mock.patch.object(doctor, "diagnose", return_value=report) as diagnose:
+        results = race(
+            lambda: tasks.run_doctor(run_id=run.pk), lambda: tasks.run_doctor(run_id=run.pk)
+        )
+
+    assert sorted(results, key=str) == [RunState.DONE, None]
+    assert diagnose.call_count == 1
+    assert DoctorRun.objects.get(pk=run.pk).state == RunState.DONE
