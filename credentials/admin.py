@@ -7,6 +7,7 @@ response (never put in a message, a URL or a log line).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -126,11 +127,34 @@ def _short(text: str, length: int) -> SafeString:
     return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(length))
 
 
-def wrapped_reason(text: str, length: int = 300) -> SafeString:
+# A call at the start of a failure reason ("PUT https://…/LOC1 failed with HTTP 401: …").
+_CALL = re.compile(r"^(?:GET|PUT|PATCH|POST|DELETE) https?://\S+\s+")
+_URL = re.compile(r"https?://([^/\s?#]+)[^\s]*")
+
+
+def reason_cause(text: str, *, drop_call: bool = False) -> str:
+    """A failure reason as a list shows it: the URLs it quotes cut to their host, and with
+    ``drop_call`` (the row shows the method and path already) a leading "METHOD URL " dropped,
+    so what matters ("HTTP 401", "Connection refused") comes first."""
+    if drop_call:
+        text = _CALL.sub("", text, count=1)
+    return _URL.sub(r"\1", text)
+
+
+def wrapped_reason(text: str, length: int = 300, *, drop_call: bool = False) -> SafeString:
     """A failure reason in a narrow wrapped column: the cause is at its end ("HTTP 401",
     "Connection refused"), so a long one keeps its end; the full text as tooltip."""
-    shown = text if len(text) <= length else "…" + text[-length:]
+    cause = reason_cause(text, drop_call=drop_call)
+    shown = cause if len(cause) <= length else "…" + cause[-length:]
     return format_html('<span class="ocpi-reason" title="{}">{}</span>', text, shown)
+
+
+def compact_time(moment: datetime, now: datetime | None = None) -> SafeString:
+    """A list column's time: "16:02:49 UTC" today, "2026-11-30 16:02 UTC" before; the exact
+    time as tooltip."""
+    local, today = localtime(moment), localtime(now or now_utc()).date()
+    shown = local.strftime("%H:%M:%S %Z" if local.date() == today else "%Y-%m-%d %H:%M %Z")
+    return format_html('<span class="ocpi-nowrap" title="{}">{}</span>', _exact_time(moment), shown)
 
 
 def _plural(count: int, word: str) -> str:
@@ -273,7 +297,7 @@ class PartnerAdmin(_PartnerAdminBase):
         "status_badge",
         "last_seen",
         "failure",
-        "registered_at",
+        "registered",
     )
     list_filter = ("state", "status", "initiated_by")
     search_fields = ("name", "roles__party_id", "roles__country_code")
@@ -406,6 +430,10 @@ class PartnerAdmin(_PartnerAdminBase):
             _exact_time(obj.last_connection),
             ago(obj.last_connection, now_utc()),
         )
+
+    @admin.display(description="registered at", ordering="registered_at", empty_value="-")
+    def registered(self, obj: Partner) -> SafeString | None:
+        return compact_time(obj.registered_at) if obj.registered_at else None
 
     @admin.display(description="failure reason")
     def failure(self, obj: Partner) -> SafeString | str:

@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
@@ -29,19 +29,22 @@ from credentials import admin as partner_admin
 from credentials.models import Partner
 from ocpi_platform.ocpi.types import now_utc
 
-from . import doctor, recorder
-from .models import BodyCapture, Direction, Entry
+from . import doctor, doctor_runs, recorder
+from .models import BodyCapture, Direction, DoctorRun, Entry, RunState
 
 if TYPE_CHECKING:
     from django import forms
 
     _EntryAdminBase = admin.ModelAdmin[Entry]
+    _RunAdminBase = admin.ModelAdmin[DoctorRun]
     _FormSetBase = BaseInlineFormSet[Entry, Partner, forms.ModelForm[Entry]]
+    _RunFormSetBase = BaseInlineFormSet[DoctorRun, Partner, forms.ModelForm[DoctorRun]]
 else:
-    _EntryAdminBase = admin.ModelAdmin
-    _FormSetBase = BaseInlineFormSet
+    _EntryAdminBase = _RunAdminBase = admin.ModelAdmin
+    _FormSetBase = _RunFormSetBase = BaseInlineFormSet
 
 INLINE_ROWS = 20
+DOCTOR_INLINE_ROWS = 5
 CAPTURE_MINUTES = (15, 60)
 
 
@@ -97,12 +100,13 @@ def _outcome(obj: Entry) -> SafeString:
 
 @admin.register(Entry)
 class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
+    # Narrow columns (merged direction and method, wrapped path and error, the error's cause
+    # first): HTTP, OCPI and the error stay on screen at 1,400 px.
     list_display = (
         "when",
-        "partner",
-        "way",
-        "method",
-        "path",
+        "partner_name",
+        "call",
+        "where",
         "outcome",
         "duration_ms",
         "correlation",
@@ -135,8 +139,35 @@ class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
     fields = readonly_fields
 
     @admin.display(description="time", ordering="created_at")
-    def when(self, obj: Entry) -> str:
-        return localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    def when(self, obj: Entry) -> SafeString:
+        moment = localtime(obj.created_at)
+        return format_html(
+            '<span class="ocpi-nowrap" title="{}">{}<br>{}</span>',
+            moment.strftime("%Y-%m-%d %H:%M:%S.%f %Z"),
+            moment.strftime("%Y-%m-%d"),
+            moment.strftime("%H:%M:%S.%f")[:-3] + moment.strftime(" %Z"),
+        )
+
+    @admin.display(description="partner", ordering="partner__name", empty_value="-")
+    def partner_name(self, obj: Entry) -> SafeString | None:
+        if obj.partner is None:
+            return None
+        return format_html('<span class="ocpi-name">{}</span>', obj.partner.name)
+
+    @admin.display(description="call", ordering="direction")
+    def call(self, obj: Entry) -> SafeString:
+        """Direction and method in one narrow column."""
+        inbound = obj.direction == Direction.IN
+        return format_html(
+            '<span class="ocpi-nowrap" title="{}">{} {}</span>',
+            obj.get_direction_display(),
+            "←" if inbound else "→",
+            obj.method,
+        )
+
+    @admin.display(description="path", ordering="path")
+    def where(self, obj: Entry) -> SafeString:
+        return format_html('<span class="ocpi-path">{}</span>', obj.path)
 
     @admin.display(description="HTTP · OCPI")
     def outcome(self, obj: Entry) -> SafeString:
@@ -158,12 +189,9 @@ class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
         )
 
     @admin.display(description="error")
-    def why(self, obj: Entry) -> SafeString:
-        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(60))
-
-    @admin.display(description="direction", ordering="direction")
-    def way(self, obj: Entry) -> str:
-        return "← in" if obj.direction == Direction.IN else "→ out"
+    def why(self, obj: Entry) -> SafeString | str:
+        """The row shows the call: an error that starts with it starts with its cause."""
+        return partner_admin.wrapped_reason(obj.error, drop_call=True) if obj.error else ""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or _can_view_partner(request)
@@ -209,27 +237,174 @@ class EntryAdmin(partner_admin._ReadOnlyAdminMixin, _EntryAdminBase):
         return HttpResponseRedirect(reverse("admin:credentials_partner_change", args=[partner.pk]))
 
     def doctor_view(self, request: HttpRequest, partner_id: int) -> HttpResponse:
-        """GET: what the doctor does, and a button; POST: run it (a few seconds) and show it."""
+        """GET: what the doctor does, its latest run (reloading while it runs) and a button;
+        POST: queue a run (a worker runs it) and come back here."""
         if not _can_change_partner(request):
             raise PermissionDenied
         partner = get_object_or_404(Partner, pk=partner_id)
-        report, problem = None, ""
+        here = reverse("admin:journal_partner_doctor", args=[partner.pk])
         if request.method == "POST" and "run_doctor" in request.POST:
-            try:
-                report = doctor.diagnose(partner)
-            except doctor.NotDiagnosable as exc:
-                problem = str(exc)
+            queue_doctor_runs(self, request, Partner.objects.filter(pk=partner.pk))
+            return HttpResponseRedirect(here)
+        doctor_runs.fail_lost_runs(partner.pk)
+        run = DoctorRun.objects.filter(partner=partner).first()
         context = {
             **self.admin_site.each_context(request),
             "title": f"Partner doctor: {partner}",
             "opts": Partner._meta,
             "app_label": Partner._meta.app_label,
             "partner": partner,
-            "report": report,
-            "problem": problem,
+            "run": run,
+            "runs_url": reverse("admin:journal_doctorrun_changelist")
+            + f"?partner__id__exact={partner.pk}",
             "about": doctor.__doc__,
         }
         return TemplateResponse(request, "admin/journal/doctor.html", context)
+
+
+@admin.action(permissions=["change"], description="Run the doctor on selected partners")
+def run_doctor(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Partner]
+) -> None:
+    """A partner action (and the partner page's "Run doctor" button): queue a run each."""
+    queue_doctor_runs(modeladmin, request, queryset)
+
+
+def queue_doctor_runs(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Partner]
+) -> None:
+    queued: list[str] = []
+    for partner in queryset.order_by("name"):
+        try:
+            _, created = doctor_runs.request_run(partner, by=request.user.get_username())
+        except doctor.NotDiagnosable as exc:
+            modeladmin.message_user(request, f"Doctor not run: {exc}", messages.WARNING)
+            continue
+        if created:
+            queued.append(partner.name)
+        else:
+            modeladmin.message_user(
+                request,
+                f"The doctor is already running for {partner}: its verdicts appear on the "
+                "partner's page when it is done.",
+                messages.INFO,
+            )
+    if queued:
+        modeladmin.message_user(
+            request,
+            f"Doctor queued for {', '.join(queued)}: the checks run in the background (up to "
+            "a few minutes); the verdicts appear on the partner's page.",
+            messages.SUCCESS,
+        )
+
+
+def _verdict_badge(verdict: str) -> SafeString:
+    return format_html('<span class="verdict verdict-{}">{}</span>', verdict, verdict)
+
+
+def _run_outcome(run: DoctorRun) -> SafeString:
+    """The run's state or verdict, and the checks that did not pass."""
+    if run.state == RunState.PENDING:
+        return mark_safe('<span class="verdict verdict-RUNNING">queued</span>')
+    if run.state == RunState.RUNNING:
+        return format_html(
+            '<span class="verdict verdict-RUNNING">running</span> {} so far',
+            partner_admin._plural(len(run.checks), "check"),
+        )
+    if run.state == RunState.FAILED:
+        return format_html(
+            '<span class="verdict verdict-FAIL">not run</span> <span class="ocpi-reason">{}</span>',
+            run.problem,
+        )
+    bad = [
+        f"{c.get('verdict')}: {c.get('name')}"
+        for c in run.checks
+        if isinstance(c, dict) and c.get("verdict") in ("FAIL", "WARN")
+    ]
+    detail = "; ".join(bad) if bad else f"{len(run.checks)} checks passed"
+    return format_html(
+        '{} <span class="ocpi-reason">{}</span>', _verdict_badge(run.verdict), detail
+    )
+
+
+class RunStateFilter(admin.SimpleListFilter):
+    title = "verdict"
+    parameter_name = "verdict"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("PASS", "PASS"),
+            ("WARN", "WARN"),
+            ("FAIL", "FAIL"),
+            ("active", "queued or running"),
+            ("not_run", "could not run"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DoctorRun]) -> QuerySet[DoctorRun]:
+        value = self.value()
+        if value == "active":
+            return queryset.filter(state__in=(RunState.PENDING, RunState.RUNNING))
+        if value == "not_run":
+            return queryset.filter(state=RunState.FAILED)
+        if value in ("PASS", "WARN", "FAIL"):
+            return queryset.filter(state=RunState.DONE, verdict=value)
+        return queryset
+
+
+@admin.register(DoctorRun)
+class DoctorRunAdmin(partner_admin._ReadOnlyAdminMixin, _RunAdminBase):
+    change_form_template = "admin/journal/doctorrun/change_form.html"
+    list_display = ("requested", "partner_link", "requested_by", "outcome", "finished_at")
+    list_filter = (RunStateFilter, "partner")
+    list_select_related = ("partner",)
+    search_fields = ("partner__name", "requested_by")
+    search_help_text = "Partner name or who asked."
+    date_hierarchy = "requested_at"
+    show_full_result_count = False
+    fields = (
+        "partner",
+        "requested_by",
+        "requested_at",
+        "started_at",
+        "finished_at",
+        "state",
+        "verdict",
+        "versions_url",
+        "problem",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="requested", ordering="requested_at")
+    def requested(self, obj: DoctorRun) -> str:
+        return localtime(obj.requested_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    @admin.display(description="partner", ordering="partner__name")
+    def partner_link(self, obj: DoctorRun) -> SafeString:
+        return partner_admin._partner_link(obj.partner_id, obj.partner.name)
+
+    @admin.display(description="outcome")
+    def outcome(self, obj: DoctorRun) -> SafeString:
+        return _run_outcome(obj)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or _can_view_partner(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        run = DoctorRun.objects.select_related("partner").filter(pk=object_id).first()
+        if run is not None:
+            doctor_runs.fail_lost_runs(run.partner_id)
+            run.refresh_from_db()
+        context = {"run": run, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
 
 class RecentEntries(_FormSetBase):
@@ -246,10 +421,11 @@ class JournalInline(partner_admin.ReadOnlyInline):
     formset = RecentEntries
     template = "admin/journal/journal_inline.html"
     verbose_name_plural = f"request journal (newest {INLINE_ROWS})"
-    fields = ("at", "way", "method", "path", "outcome", "duration_ms", "correlation", "why")
+    fields = ("at", "call", "where", "outcome", "duration_ms", "correlation", "why")
     readonly_fields = fields
     outcome = EntryAdmin.outcome
-    way = EntryAdmin.way
+    call = EntryAdmin.call
+    where = EntryAdmin.where
 
     at = EntryAdmin.at
     correlation = EntryAdmin.correlation
@@ -259,6 +435,37 @@ class JournalInline(partner_admin.ReadOnlyInline):
         formset = super().get_formset(request, obj, **kwargs)
         formset.journal = _journal_links(obj) if obj is not None else None  # type: ignore[attr-defined]
         return formset
+
+
+class RecentRuns(_RunFormSetBase):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.queryset is not None:
+            self.queryset = self.queryset[:DOCTOR_INLINE_ROWS]
+
+
+class DoctorRunInline(partner_admin.ReadOnlyInline):
+    """The partner's newest doctor runs: queued, running, or their verdicts."""
+
+    model = DoctorRun
+    formset = RecentRuns
+    template = "admin/journal/doctorrun_inline.html"
+    verbose_name = "doctor run"
+    verbose_name_plural = f"partner doctor (newest {DOCTOR_INLINE_ROWS} runs)"
+    fields = ("requested", "requested_by", "outcome", "details")
+    readonly_fields = fields
+    requested = DoctorRunAdmin.requested
+    outcome = DoctorRunAdmin.outcome
+
+    @admin.display(description="")
+    def details(self, obj: DoctorRun) -> SafeString:
+        url = reverse("admin:journal_doctorrun_change", args=[obj.pk])
+        return format_html('<a href="{}">verdict per check</a>', url)
+
+    def get_formset(self, request: HttpRequest, obj: Partner | None = None, **kwargs: Any) -> Any:
+        if obj is not None:
+            doctor_runs.fail_lost_runs(obj.pk)
+        return super().get_formset(request, obj, **kwargs)
 
 
 def _journal_links(partner: Partner) -> dict[str, Any]:
@@ -272,8 +479,9 @@ def _journal_links(partner: Partner) -> dict[str, Any]:
         "bodies_url": reverse("admin:journal_partner_bodies", args=[partner.pk]),
         "capture_until": capture.until if capture else None,
         "capture_minutes": CAPTURE_MINUTES,
-        "doctor_url": reverse("admin:journal_partner_doctor", args=[partner.pk]),
     }
 
 
-partner_admin.partner_inlines.append(JournalInline)
+partner_admin.partner_inlines.extend((DoctorRunInline, JournalInline))
+partner_admin.partner_actions.append(run_doctor)
+partner_admin.partner_buttons.append(("Run doctor", "run_doctor"))

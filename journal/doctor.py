@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -108,8 +109,9 @@ def _toggle_slash(url: str) -> str:
 
 
 class _Doctor:
-    def __init__(self, partner: Partner) -> None:
+    def __init__(self, partner: Partner, progress: Callable[[Report], None] | None = None) -> None:
         self.partner = partner
+        self.progress = progress
         self.token = tokens.outbound_token(partner)
         self.answers: list[_Answer] = []
         self.report = Report(partner.name, partner.versions_url, format_datetime(now_utc()))
@@ -152,6 +154,8 @@ class _Doctor:
 
     def add(self, name: str, verdict: Verdict, summary: str, advice: str = "") -> None:
         self.report.checks.append(Check(name, verdict, summary, advice))
+        if self.progress is not None:
+            self.progress(self.report)
 
     # --- the checks ------------------------------------------------------------------------
 
@@ -414,10 +418,19 @@ def _envelope_problem(raw: bytes) -> str:
     return ""
 
 
-def diagnose(partner: Partner) -> Report:
-    """Run every check against ``partner`` (registered, with a versions URL and our token)."""
+def check_diagnosable(partner: Partner) -> None:
+    """Raise ``NotDiagnosable`` unless the partner is registered, with a URL and our token."""
     if partner.state != PartnerState.REGISTERED:
         raise NotDiagnosable(f"{partner.name} is {partner.state}, not REGISTERED.")
     if not partner.versions_url or not tokens.outbound_token(partner):
         raise NotDiagnosable(f"{partner.name} has no versions URL or no token to call it.")
-    return _Doctor(partner).run()
+
+
+def diagnose(partner: Partner, progress: Callable[[Report], None] | None = None) -> Report:
+    """Run every check against ``partner`` (registered, with a versions URL and our token).
+
+    ``progress`` is called with the report so far after each check (a run in the admin stores
+    it: the page shows how far it got, and what it found before a time limit stopped it).
+    """
+    check_diagnosable(partner)
+    return _Doctor(partner, progress).run()

@@ -72,3 +72,41 @@ class BodyCapture(models.Model):
 
     def __str__(self) -> str:
         return f"bodies of {self.partner_id} until {self.until}"
+
+
+class RunState(models.TextChoices):
+    PENDING = "PENDING", "queued"
+    RUNNING = "RUNNING", "running"
+    DONE = "DONE", "done"
+    FAILED = "FAILED", "could not run"
+
+
+class DoctorRun(models.Model):
+    """One run of the partner doctor, asked for in the admin and run by a Celery worker."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="doctor_runs")
+    requested_by = models.CharField(max_length=150, blank=True, help_text="Who asked for it.")
+    requested_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.PENDING)
+    verdict = models.CharField(
+        max_length=4, blank=True, help_text="The worst verdict of the checks (PASS, WARN, FAIL)."
+    )
+    versions_url = models.CharField(max_length=1000, blank=True, help_text="What was checked.")
+    checks = models.JSONField(
+        default=list, blank=True, help_text="A {name, verdict, summary, advice} per check."
+    )
+    problem = models.TextField(blank=True, help_text="Why the doctor could not run (or finish).")
+
+    class Meta:
+        verbose_name = "doctor run"
+        ordering = ("-requested_at", "-id")
+        indexes = [models.Index(fields=["partner", "-requested_at"], name="journal_doctor_partner")]
+
+    def __str__(self) -> str:
+        return f"doctor run {self.pk} of {self.partner.name} ({self.get_state_display()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (RunState.PENDING, RunState.RUNNING)

@@ -9,8 +9,6 @@ from django.urls import reverse
 
 from journal import recorder
 from journal.models import BodyCapture, Direction, Entry
-from ocpi_platform.ocpi.client import use_transport
-from tests.fakes.doctor_partner import DoctorPartner
 
 pytestmark = pytest.mark.django_db
 
@@ -66,20 +64,6 @@ def test_bodies_are_turned_on_for_a_while_and_off(admin_client, registered):
     admin_client.post(url, {"journal_bodies_minutes": "0"})
     assert not recorder.bodies_wanted(registered.partner.pk)
     assert admin_client.get(url).status_code == 405  # POST only
-
-
-def test_the_doctor_button_runs_the_checks_and_shows_verdicts(admin_client, registered):
-    fake = DoctorPartner(breaks="link", accepted_tokens={registered.outbound_token})
-    url = reverse("admin:journal_partner_doctor", args=[registered.partner.pk])
-    assert "Run doctor" in admin_client.get(url).content.decode()
-
-    with use_transport(fake.transport()):
-        page = admin_client.post(url, {"run_doctor": "1"}).content.decode()
-
-    assert "verdict-FAIL" in page
-    assert "locations list paging" in page
-    assert "rel=&quot;next&quot;" in page  # the advice
-    assert Entry.objects.filter(partner=registered.partner, direction=Direction.OUT).exists()
 
 
 def test_a_viewer_sees_the_journal_but_cannot_run_the_doctor(registered):
