@@ -4,7 +4,7 @@
 
 Prints the CPU time the journal adds to one inbound request (the middleware's part: building
 the row and buffering it, as in production), to one outbound exchange, and what writing the
-buffered rows costs per row (one multi-row INSERT, in the flusher thread). Compare with the CPU
+buffered rows costs per row (one COPY, in the flusher thread). Compare with the CPU
 per request of the hot paths in ``bench.locations`` (gunicorn CPU s/s divided by req/s).
 """
 
@@ -58,7 +58,7 @@ def main() -> None:
 
     print(f"inbound request, row built and buffered: {inbound_us:6.1f} us CPU per request")
     print(
-        f"flush (one INSERT of {written:,} rows):    {flush_cpu_us:6.1f} us CPU per row in this "
+        f"flush (one COPY of {written:,} rows):      {flush_cpu_us:6.1f} us CPU per row in this "
         f"process, {flush_wall_us:.1f} us wall per row (PostgreSQL included)"
     )
 
