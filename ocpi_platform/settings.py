@@ -106,6 +106,12 @@ else:
     # Keep connections between requests (a new PostgreSQL connection costs more than a page).
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend whose health check skips a connection that worked a moment ago.
+        DATABASES["default"]["ENGINE"] = "ocpi_platform.db.postgresql"
+# A connection that worked in a request that ended less than this many seconds ago is not
+# asked SELECT 1 before the next one (ocpi_platform/db/postgresql/base.py).
+DATABASE_HEALTH_CHECK_IDLE_SECONDS = env.float("DATABASE_HEALTH_CHECK_IDLE_SECONDS", default=1.0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
