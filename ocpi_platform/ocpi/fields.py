@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
@@ -277,17 +278,38 @@ def validate_object(
         raise serializers.ValidationError(
             {"non_field_errors": [f"expected a JSON object, got {json_kind(data)}"]}
         )
-    serializer = serializer_class(data=data)
-    if partial:
-        # Not DRF's partial=True: that would also let nested objects go incomplete. Only the
-        # top-level fields become optional; each present one is validated in full.
-        for name, field in serializer.fields.items():
-            field.required = name == "last_updated"
-        serializer.fields["last_updated"].error_messages["required"] = PATCH_NEEDS_LAST_UPDATED
-    if not serializer.is_valid():
-        raise serializers.ValidationError(serializer.errors)
-    result: dict[str, Any] = plain(serializer.validated_data)
+    serializer = _validator(serializer_class, partial)
+    # What is_valid() does, on a serializer made once: run_validation raises the same detail.
+    validated = serializer.run_validation(data)
+    result: dict[str, Any] = plain(validated)
     return result
+
+
+_validators = threading.local()
+
+
+def _validator(
+    serializer_class: type[serializers.Serializer[Any]], partial: bool
+) -> serializers.Serializer[Any]:
+    """One serializer per class, kind and thread, reused: DRF deep-copies every declared field,
+    nested ones included, for each new serializer (for a location with its EVSEs and connectors
+    that was most of the validation's time). Validation keeps no state in it."""
+    made: dict[tuple[type[Any], bool], serializers.Serializer[Any]] | None = getattr(
+        _validators, "made", None
+    )
+    if made is None:
+        made = _validators.made = {}
+    serializer = made.get((serializer_class, partial))
+    if serializer is None:
+        serializer = serializer_class()
+        if partial:
+            # Not DRF's partial=True: that would also let nested objects go incomplete. Only
+            # the top-level fields become optional; each present one is validated in full.
+            for name, field in serializer.fields.items():
+                field.required = name == "last_updated"
+            serializer.fields["last_updated"].error_messages["required"] = PATCH_NEEDS_LAST_UPDATED
+        made[(serializer_class, partial)] = serializer
+    return serializer
 
 
 def as_json(value: Any) -> Any:
