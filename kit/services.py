@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
+from ocpi_platform.db.bulk import update_rows
 from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError, UnknownObject
 from ocpi_platform.ocpi.fields import as_json
@@ -344,7 +345,7 @@ def _write_page(
         obj.prepare()
         (updates if obj.pk else creates).append(obj)
     if updates:
-        objects.bulk_update(updates, _update_fields(spec))
+        update_rows(updates, _update_fields(spec))
     if creates:
         objects.bulk_create(creates)
 

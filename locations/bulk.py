@@ -20,6 +20,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from kit.spec import ObjectKey
+from ocpi_platform.db.bulk import update_rows
 from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError
 from ocpi_platform.ocpi.types import now_utc
 
@@ -102,7 +103,7 @@ def _write(ready: Ready, owner: int, results: list[OcpiError | None]) -> None:
     updated = [loc for loc, _ in trees if loc.pk is not None]
     if updated:
         Evse.objects.filter(location__in=updated).delete()  # their connectors with them
-        Location.objects.bulk_update(updated, _LOCATION_COLUMNS)
+        update_rows(updated, _LOCATION_COLUMNS)
     Location.objects.bulk_create([loc for loc, _ in trees if loc.pk is None])
     evses = []
     for location, children in trees:
