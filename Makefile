@@ -8,7 +8,7 @@ PYTHON := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: run test install venv services fmt lint typecheck check ci web worker beat bench help
+.PHONY: run test install venv services fmt lint typecheck check ci web worker beat bench bench-pull help
 
 ## run        set up (.venv, migrate, static files, admin user) and start web + worker + beat
 run:
@@ -66,6 +66,10 @@ beat: venv
 ## bench      benchmark the locations list and status PATCHes under gunicorn (BENCH_ARGS="--keep-db")
 bench: install services
 	$(PYTHON) -m bench.locations $(BENCH_ARGS)
+
+## bench-pull a full pull of 10,000 locations from a partner on loopback (BENCH_ARGS="--help")
+bench-pull: install services
+	$(PYTHON) -m bench.pull $(BENCH_ARGS)
 
 ## help       list the targets
 help:
