@@ -37,6 +37,12 @@ def patterns(spec: ModuleSpec) -> list[URLPattern]:
             views.ReceiverView.as_view(spec=spec, http_method_names=receiver),
             name=f"{p}-receiver-object",
         ),
+        # An id with an encoded '/' reads as more segments here: the view splits the raw target.
+        re_path(
+            rf"^receiver/{p}/(?P<segments>.+)$",
+            views.ReceiverView.as_view(spec=spec, http_method_names=receiver),
+            name=f"{p}-receiver-raw",
+        ),
     ]
     if "GET" in spec.sender_methods:
         urls.append(

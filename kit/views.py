@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response
 from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
-from ocpi_platform.ocpi.fields import CiString, check_url_ids
+from ocpi_platform.ocpi.fields import CiString, check_url_ids, segments_as_sent
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.parties import Party
@@ -94,8 +94,23 @@ class SenderObjectView(_ModuleView):
 class ReceiverView(_ModuleView):
     """GET, PUT, PATCH, DELETE (as the module allows) of a partner's object."""
 
+    def _ids(self, request: Request, ids: dict[str, str]) -> dict[str, str]:
+        """The URL's ids: from the raw target when the server gives it (an id may hold an
+        encoded '/'), else as routed."""
+        after = f"/receiver/{self.module.prefix}/"
+        parts = segments_as_sent(request.META.get("RAW_URI"), request.path, after)
+        if parts is None and "segments" not in ids:
+            return ids
+        if parts is None or len(parts) != 3 or not all(parts):
+            raise NotFound(
+                f"No {self.module.name} has this path: it is {{country_code}}/{{party_id}}/"
+                f"{{{self.module.id_field}}}, each id one (encoded) segment."
+            )
+        return dict(zip(("country_code", "party_id", "object_id"), parts, strict=True))
+
     def _key(self, request: Request, ids: dict[str, str]) -> tuple[ObjectKey, int]:
         spec = self.module
+        ids = self._ids(request, ids)
         kind = object_type(request, spec)
         check_url_ids({**ids, "type": kind or None}, _URL_ID_RULES)
         principal = principal_of(request)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
+
+from ocpi_platform.ocpi.fields import segments_as_sent
 
 from .render import find
+
+__all__ = ["ObjectPath", "receiver_path", "segments_as_sent", "select"]
 
 
 @dataclass(frozen=True)
@@ -77,24 +81,6 @@ def select(doc: dict[str, Any], path: ObjectPath) -> dict[str, Any] | None:
     if evse is None or path.connector_id is None:
         return evse
     return find(evse.get("connectors") or [], "id", path.connector_id)
-
-
-def segments_as_sent(raw_uri: str | None, path: str, after: str) -> list[str] | None:
-    """The segments following ``after`` in the request target as the client sent it (the WSGI
-    server's ``RAW_URI``, which gunicorn gives), each decoded on its own.
-
-    The path the application gets is decoded as a whole, so an id's encoded '/' (``%2F``) reads
-    as a separator there; the raw target tells them apart. None: no raw target, or it does not
-    spell ``path`` (a proxy rewrote it), or it lacks ``after``.
-    """
-    if not raw_uri:
-        return None
-    raw_path = urlsplit(raw_uri).path
-    start = raw_path.find(after)
-    if start < 0 or unquote(raw_path) != path:
-        return None
-    rest = raw_path[start + len(after) :]
-    return [unquote(part) for part in rest.removesuffix("/").split("/")]
 
 
 RECEIVER = "/receiver/locations/"

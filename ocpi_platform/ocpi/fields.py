@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from rest_framework import serializers
 
@@ -326,3 +327,21 @@ def as_json(value: Any) -> Any:
         return item
 
     return strip_nulls(convert(value))
+
+
+def segments_as_sent(raw_uri: str | None, path: str, after: str) -> list[str] | None:
+    """The segments following ``after`` in the request target as the client sent it (the WSGI
+    server's ``RAW_URI``, which gunicorn gives), each decoded on its own.
+
+    The path the application gets is decoded as a whole, so an id's encoded '/' (``%2F``) reads
+    as a separator there; the raw target tells them apart. None: no raw target, or it does not
+    spell ``path`` (a proxy rewrote it), or it lacks ``after``.
+    """
+    if not raw_uri:
+        return None
+    raw_path = urlsplit(raw_uri).path
+    start = raw_path.find(after)
+    if start < 0 or unquote(raw_path) != path:
+        return None
+    rest = raw_path[start + len(after) :]
+    return [unquote(part) for part in rest.removesuffix("/").split("/")]
