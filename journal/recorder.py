@@ -24,9 +24,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 
+from credentials.models import Partner
 from ocpi_platform.ocpi.client import Exchange
 from ocpi_platform.ocpi.principal import PartnerPrincipal, PresentedToken
 from ocpi_platform.ocpi.types import now_utc
@@ -177,7 +178,11 @@ Row = tuple[Any, ...]
 def _copy(rows: list[Row]) -> None:
     """One COPY of the rows (PostgreSQL): no SQL to compile, no model instances."""
     statement = f"COPY {Entry._meta.db_table} ({', '.join(COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,  # psycopg's own errors become Django's
+        cursor.cursor.copy(statement) as copy,
+    ):
         for row in rows:
             copy.write_row(row)
 
@@ -189,13 +194,32 @@ def _store(rows: list[Row]) -> None:
         Entry.objects.bulk_create([Entry(**dict(zip(COLUMNS, row, strict=True))) for row in rows])
 
 
+def _of_live_partners(rows: list[Row]) -> list[Row]:
+    """The rows whose partner still exists (one deleted meanwhile fails the whole write)."""
+    index = COLUMNS.index("partner_id")
+    wanted = {row[index] for row in rows if row[index] is not None}
+    live = set(Partner.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    return [row for row in rows if row[index] is None or row[index] in live]
+
+
+def _write_rows(rows: list[Row]) -> None:
+    if connection.in_atomic_block:
+        with transaction.atomic():  # a savepoint: a failed write spoils nothing of the caller
+            _store(rows)
+    else:
+        _store(rows)
+
+
 def _insert(rows: list[Row]) -> None:
     try:
-        if connection.in_atomic_block:
-            with transaction.atomic():  # a savepoint: a failed write spoils nothing of the caller
-                _store(rows)
-        else:
-            _store(rows)
+        try:
+            _write_rows(rows)
+        except IntegrityError:
+            kept = _of_live_partners(rows)
+            if len(kept) == len(rows):
+                raise
+            logger.info("Dropped %s journal entries of deleted partners", len(rows) - len(kept))
+            _write_rows(kept)
     except DatabaseError:
         logger.exception("Could not write %s journal entries", len(rows))
         if not connection.in_atomic_block:
