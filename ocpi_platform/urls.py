@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.urls import URLResolver, include, path
+from django.urls.resolvers import ResolverMatch, RoutePattern
 
 from ocpi_platform.ocpi import registry
 
@@ -19,13 +20,40 @@ def _mounted() -> list[URLResolver]:
     grouped: dict[str, list[Any]] = {}
     for prefix, urls in registry.url_modules():
         grouped.setdefault(prefix, []).extend(import_module(urls).urlpatterns)
-    return [path(prefix, include(patterns)) for prefix, patterns in grouped.items()]
+    # The longest prefix first: a module's path never goes through a failed include of the
+    # shorter prefix ("" holds /ocpi/versions and the version details, matched when it fails).
+    ordered = sorted(grouped.items(), key=lambda item: -len(item[0]))
+    return [path(prefix, include(patterns)) for prefix, patterns in ordered]
 
 
 ocpi_patterns = _mounted()
 
+
+class RememberingResolver(URLResolver):
+    """The /ocpi/ resolver, which remembers what each path resolved to (paths repeat: a
+    partner pulls the same list pages and PATCHes the same EVSEs). The resolver above builds a
+    new match from it for every request. At most ``KEPT`` paths; a path that resolves to
+    nothing is not kept."""
+
+    KEPT = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resolved: dict[str, ResolverMatch] = {}
+
+    def resolve(self, path: Any) -> ResolverMatch:
+        key = str(path)
+        found = self._resolved.get(key)
+        if found is None:
+            found = super().resolve(key)
+            if len(self._resolved) >= self.KEPT:
+                self._resolved.clear()
+            self._resolved[key] = found
+        return found
+
+
 urlpatterns = [
-    path("ocpi/", include((ocpi_patterns, "ocpi"), namespace="ocpi")),
+    RememberingResolver(RoutePattern("ocpi/"), ocpi_patterns, app_name="ocpi", namespace="ocpi"),
     path("admin/", admin.site.urls),
     path("", include("cockpit.urls")),
 ]
