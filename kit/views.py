@@ -38,8 +38,10 @@ def routing(request: Request) -> dict[str, str]:
     return RoutingHeaders.from_request(request).swapped().as_headers()
 
 
-def addressed_party(request: Request, spec: ModuleSpec) -> Party | None:
-    to = RoutingHeaders.from_request(request)
+def addressed_party(
+    request: Request, spec: ModuleSpec, to: RoutingHeaders | None = None
+) -> Party | None:
+    to = to or RoutingHeaders.from_request(request)
     if to.to_country_code and to.to_party_id:
         return Party(to.to_country_code, to.to_party_id, spec.owner)
     return None
@@ -70,12 +72,14 @@ class SenderListView(_ModuleView):
     """GET our objects, paginated (offset, limit, date_from, date_to)."""
 
     def get(self, request: Request) -> HttpResponse:
-        page = page_request(request)
-        to = addressed_party(request, self.module)  # a platform of several parties lists one
+        plain = request._request  # the hot path: no DRF attribute proxy for what follows
+        page = page_request(plain)
+        routed = RoutingHeaders.from_request(plain)
+        to = addressed_party(request, self.module, routed)  # several parties: one listed
         total, rows = listing.page(
             self.module, page, (to.country_code, to.party_id) if to else None
         )
-        headers = {**page_headers(request, page, total=total), **routing(request)}
+        headers = {**page_headers(plain, page, total=total), **routed.swapped().as_headers()}
         return raw_data_response("[" + ",".join(rows) + "]", headers=headers)
 
 

@@ -81,15 +81,17 @@ class RoutingHeaders:
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> RoutingHeaders:
+        meta = request.META  # the WSGI names of the headers: no header mapping built
+
         def get(name: str) -> str | None:
-            value = request.headers.get(name)
+            value = meta.get(name)
             return value.strip().upper() if value else None
 
         return cls(
-            get("OCPI-from-country-code"),
-            get("OCPI-from-party-id"),
-            get("OCPI-to-country-code"),
-            get("OCPI-to-party-id"),
+            get("HTTP_OCPI_FROM_COUNTRY_CODE"),
+            get("HTTP_OCPI_FROM_PARTY_ID"),
+            get("HTTP_OCPI_TO_COUNTRY_CODE"),
+            get("HTTP_OCPI_TO_PARTY_ID"),
         )
 
     def as_headers(self) -> dict[str, str]:
