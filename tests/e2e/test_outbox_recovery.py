@@ -58,6 +58,13 @@ def test_killed_worker_does_not_block_the_partner(recovery_pair: Pair) -> None:
     import_locations(a, [own_location("LOC1")], "recovery.json")
     register_pair(a, b)
     poll(lambda: "LOC1" in copies(b), timeout=20, what="the registration pushes LOC1 to B")
+    # B may hold LOC1 from its own pull while A's push is still in flight (a slow answer on a
+    # loaded machine is retried): freeze B only once every earlier delivery is done.
+    poll(
+        lambda: all(row["state"] == "SENT" for row in deliveries(a)),
+        timeout=30,
+        what=lambda: f"A's registration pushes SENT: {[r['state'] for r in deliveries(a)]}",
+    )
     first = deliveries(a)[-1]["id"]
 
     b.signal("gunicorn", signal.SIGSTOP)  # B accepts connections but answers nothing
