@@ -463,9 +463,15 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# httpcore writes a request's headers and its body in two writes: with Nagle's algorithm the body
+# waits for the peer's (delayed) ACK of the headers, milliseconds per request on a kept-alive
+# connection.
+SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
 def guarded_http_transport(policy: Policy) -> httpx.HTTPTransport:
     """httpx's transport whose connections go through ``GuardedBackend``."""
-    transport = httpx.HTTPTransport(verify=ssl_context())
+    transport = httpx.HTTPTransport(verify=ssl_context(), socket_options=SOCKET_OPTIONS)
     pool = transport._pool
     if not hasattr(pool, "_network_backend"):  # an httpx/httpcore upgrade changed the internals
         raise RuntimeError("cannot install the outbound URL policy on this httpx version")
