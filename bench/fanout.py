@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import io
 import json
 import os
 import random
@@ -410,7 +411,7 @@ class Bench:
                 if time.monotonic() > deadline:
                     missing = sum(1 for n in stats["received"] if n < 1)
                     raise SystemExit(f"fan-out: {missing} of {partners} partners never got it")
-                time.sleep(0.01)
+                time.sleep(0.025)
             delays = [t - started for t in stats["first_at"]]
             results.append((max(delays), statistics.median(delays)))
             time.sleep(0.5)
@@ -514,6 +515,56 @@ class Bench:
             problems.append(f"{label}: {failed} deliveries not SENT")
         return problems
 
+    def one_drain(self, changes: int) -> dict[str, Any]:
+        """In this process, before the worker starts: ``changes`` changes queue rows for every
+        partner; one drain of the first partner sends its rows. Its wall time and CPU per
+        delivery, and the top functions (cProfile) when --profile is given."""
+        import cProfile
+        import pstats
+
+        from ocpi_platform.ocpi.types import format_datetime, now_utc
+        from outbox import services
+        from outbox.models import Delivery
+
+        partner_id = self.data["partner_ids"][0]
+        stamp = format_datetime(now_utc())
+        rows = []
+        for number in range(changes):
+            key = (
+                f"{OUR_PARTY[0]}/{OUR_PARTY[1]}/"
+                + self.data["evses"][number % len(self.data["evses"])]
+            )
+            rows.append(
+                Delivery(
+                    partner_id=partner_id,
+                    module="locations",
+                    key=key.upper(),
+                    path=key,
+                    method="PATCH",
+                    body={"status": STATUSES[number % len(STATUSES)], "last_updated": stamp},
+                    from_country_code=OUR_PARTY[0],
+                    from_party_id=OUR_PARTY[1],
+                )
+            )
+        Delivery.objects.bulk_create(rows)
+        count = Delivery.objects.open().filter(partner_id=partner_id).count()
+        profile = cProfile.Profile() if self.args.profile else None
+        started, cpu = time.monotonic(), time.process_time()
+        if profile is not None:
+            profile.enable()
+        sent = services.drain(partner_id)
+        if profile is not None:
+            profile.disable()
+        seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+        top = ""
+        if profile is not None:
+            out = io.StringIO()
+            stats = pstats.Stats(profile, stream=out)
+            stats.sort_stats("cumulative").print_stats(45)
+            stats.sort_stats("tottime").print_stats(15)
+            top = out.getvalue()
+        return {"rows": count, "sent": sent, "seconds": seconds, "cpu": cpu, "top": top}
+
     def empty_drain(self) -> tuple[int, int, list[str]]:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
@@ -541,7 +592,8 @@ class Bench:
 
 
 def report(bench: Bench, fan: list[tuple[float, float]], sus: dict[str, Any],
-           burst: dict[str, Any], empty: tuple[int, int, list[str]], problems: list[str],
+           burst: dict[str, Any], empty: tuple[int, int, list[str]], one: dict[str, Any],
+           problems: list[str],
            load: list[str]) -> int:  # fmt: skip
     args = bench.args
     worst = max(m for m, _ in fan)
@@ -593,6 +645,14 @@ def report(bench: Bench, fan: list[tuple[float, float]], sus: dict[str, Any],
     print(f"(d) a drain with nothing to send: {count} SQL statements, {clients} HTTP clients built")
     for statement in sql:
         print(f"      {statement}")
+    print(
+        f"(e) one drain in the driver process (no Celery): {one['sent']:,} of {one['rows']:,} "
+        f"rows sent in {one['seconds']:.2f} s = {one['sent'] / max(one['seconds'], 1e-9):,.0f} "
+        f"deliveries/s, {one['cpu'] / max(one['sent'], 1) * 1000:.2f} ms of CPU each (driver "
+        "process only; PostgreSQL and the partner's process besides)"
+    )
+    if one["top"]:
+        print(one["top"])
     if problems:
         print("\nINVALID RUN:")
         for line in problems:
@@ -620,6 +680,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-name", default="ocpi_bench_fanout")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--drain-rows", type=int, default=2000, help="rows of the in-process drain (2000)"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the in-process drain")
+    parser.add_argument("--only-drain", action="store_true", help="stop after the drain (e)")
     parser.add_argument("--partners-server", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.locations * 2 < args.burst + args.rate * args.duration:
@@ -649,8 +714,11 @@ def main(argv: list[str] | None = None) -> int:
         pg_execute(f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
         pg_execute(f'CREATE DATABASE "{args.db_name}"')
         run_checked([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env, "migrate")
-        ports = [free_port() for _ in range(args.partners)]
-        control_port = free_port()
+        taken: set[int] = set()
+        while len(taken) < args.partners + 1:
+            taken.add(free_port())
+        ports = sorted(taken)
+        control_port = ports.pop()
         ports_file = workdir / "ports.json"
         ports_file.write_text(json.dumps({"ports": ports, "control": control_port}))
 
@@ -665,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
         data = setup_dataset(args.partners, args.locations, ports, args.seed)
         from django.db import connection
 
+        from outbox.models import Delivery
+
         connection.close()
 
         partners = Proc(
@@ -675,6 +745,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         procs.append(partners)
         partners.wait_for(b"partners ready")
+        bench = Bench(args, data, control_port)
+        print(f"- (e) one drain of {args.drain_rows} rows in this process", flush=True)
+        one = bench.one_drain(args.drain_rows)
+        Delivery.objects.all().delete()
+        connection.close()
+        if args.only_drain:
+            print(one["top"])
+            print(
+                f"{one['sent']} rows in {one['seconds']:.2f} s, "
+                f"{one['cpu'] / max(one['sent'], 1) * 1000:.2f} ms CPU each; {uptime()}"
+            )
+            return 0
         worker = Proc(
             "worker",
             [PYTHON, "-m", "celery", "-A", "ocpi_platform", "worker", "--loglevel", "INFO",
@@ -693,7 +775,6 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(beat)
         worker.wait_for(b" ready.")
         beat.wait_for(b"beat: Starting...")
-        bench = Bench(args, data, control_port)
         bench.procs = {"worker": worker, "partners": partners}
         print(f"Machine: {uptime()}", flush=True)
         print("- warm-up: one change to every partner", flush=True)
@@ -711,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         problems += bench.check("burst")
         print("- (d) empty drain", flush=True)
         empty = bench.empty_drain()
-        return report(bench, fan, sus, burst, empty, problems, load)
+        return report(bench, fan, sus, burst, empty, one, problems, load)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130
@@ -721,6 +802,9 @@ def main(argv: list[str] | None = None) -> int:
         with suppress(Exception):
             from django.db import connections
 
+            from journal import recorder
+
+            recorder.flush()
             connections.close_all()
         if not args.keep_db:
             with suppress(Exception):

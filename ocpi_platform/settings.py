@@ -394,3 +394,9 @@ OCPI_TOKEN_ASK_WHEN_ALLOWED = env.bool("OCPI_TOKEN_ASK_WHEN_ALLOWED", default=Tr
 OCPI_OUTBOX_BATCH = env.int("OCPI_OUTBOX_BATCH", default=50)
 OCPI_OUTBOX_DRAIN_SECONDS = env.float("OCPI_OUTBOX_DRAIN_SECONDS", default=5.0)
 OCPI_OUTBOX_WAKE_STALE_SECONDS = env.float("OCPI_OUTBOX_WAKE_STALE_SECONDS", default=30.0)
+# Celery's Django fix-up closes the database connection before and after every task unless
+# CELERY_DB_REUSE_MAX is set: a new PostgreSQL connection (and backend process) per task, most of
+# an outbox drain's cost. With it, connections are reused across tasks; ocpi_platform/celery.py
+# applies CONN_MAX_AGE and CONN_HEALTH_CHECKS before each task (close_old_connections), as
+# Django does per request.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)

@@ -248,9 +248,12 @@ def wake(
     due): one statement sets it where it was not set, and only those partners get a task, so a
     burst of changes queues one task per partner, not one per change and partner. A drain
     clears it when it starts; a drain that finds the lease held leaves it set, and the drain
-    holding the lease sees it when it releases the lease and drains again. ``force``: publish
-    whatever the flag says (the drain's own next run, operators' actions). ``stale_after``:
-    also when the flag was due more than that many seconds ago (its task was lost: the sweep).
+    holding the lease sees it when it releases the lease and drains again. A flag in the
+    future is a drain queued for later (a backoff, a Retry-After): the partner's rows wait for
+    it, so changes queue nothing meanwhile, and a drain that starts earlier leaves it.
+    ``force``: publish whatever the flag says (the drain's own next run, operators' actions).
+    ``stale_after`` (the sweep, for partners with due rows): also when the flag was due more
+    than that many seconds ago (its task was lost) or is in the future (too late for them).
     """
     ids = sorted(set(partner_ids))
     if not ids:
@@ -259,9 +262,10 @@ def wake(
     if force:
         condition = "TRUE"
     elif stale_after is not None:
+        flag = f"{OutboxLease._meta.db_table}.scheduled_at"
         condition += (
-            f" OR {OutboxLease._meta.db_table}.scheduled_at"
-            " < statement_timestamp() - make_interval(secs => %(stale)s)"
+            f" OR {flag} < statement_timestamp() - make_interval(secs => %(stale)s)"
+            f" OR {flag} > statement_timestamp()"
         )
     sql = _WAKE_SQL.format(
         lease=OutboxLease._meta.db_table, partner=Partner._meta.db_table, condition=condition
@@ -403,11 +407,13 @@ class _Heartbeat:
 # --- the drain ------------------------------------------------------------------------------------
 
 _OPEN_SQL = """
-UPDATE {lease} l SET scheduled_at = NULL
+UPDATE {lease} l SET scheduled_at = CASE
+    WHEN l.scheduled_at > statement_timestamp() THEN l.scheduled_at END
 FROM {partner} p
 WHERE l.partner_id = %(p)s AND p.id = l.partner_id
   AND (l.until IS NULL OR l.until < statement_timestamp() OR l.owner = %(owner)s)
-RETURNING p.state, p.status, l.not_before, (
+RETURNING p.state, p.status, l.not_before, p.name, p.outbound_token_encrypted,
+    p.token_encoding, (
     SELECT coalesce(json_agg(json_build_array(e.identifier, e.url) ORDER BY e.id), '[]')::text
     FROM {endpoint} e WHERE e.partner_id = l.partner_id AND e.role = 'RECEIVER'
 )
@@ -454,7 +460,8 @@ RETURNING d.*
 _RELEASE_SQL = """
 UPDATE {lease} l SET until = NULL, owner = ''
 WHERE l.partner_id = %(p)s AND l.owner = %(owner)s
-RETURNING l.scheduled_at IS NOT NULL, l.not_before, (
+RETURNING l.scheduled_at <= statement_timestamp(), l.scheduled_at > statement_timestamp(),
+    l.not_before, (
     SELECT d.next_attempt_at FROM {delivery} d
     WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING') ORDER BY d.id LIMIT 1
 )
@@ -478,8 +485,7 @@ def _fetch(template: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
 
 @dataclass(frozen=True)
 class _Opened:
-    state: str
-    status: str
+    partner: Partner  # what the client needs (id, name, token, its encoding); not saved
     not_before: datetime | None
     endpoints: dict[str, str]
 
@@ -491,11 +497,19 @@ def _open(partner_id: int, owner: str) -> _Opened | None:
     found = _fetch(_OPEN_SQL, {"p": partner_id, "owner": owner})
     if not found:
         return None
-    state, status, not_before, endpoints = found[0]
+    state, status, not_before, name, token, encoding, endpoints = found[0]
     urls: dict[str, str] = {}
     for identifier, url in json.loads(endpoints):
         urls.setdefault(identifier, url)
-    return _Opened(state, status, not_before, urls)
+    partner = Partner(
+        pk=partner_id,
+        name=name,
+        state=state,
+        status=status,
+        outbound_token_encrypted=token,
+        token_encoding=encoding,
+    )
+    return _Opened(partner, not_before, urls)
 
 
 def drain(partner_id: int, *, owner: str | None = None) -> int:
@@ -510,9 +524,8 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
     owner = owner or uuid.uuid4().hex
     handled = 0
     budget_end = time.monotonic() + float(settings.OCPI_OUTBOX_DRAIN_SECONDS)
-    partner: list[Partner] = []  # read once per drain, when there is something to send
     for attempt in range(2):
-        result = _drain_once(partner_id, owner, partner)
+        result = _drain_once(partner_id, owner)
         if result is None and attempt == 0:
             # No lease row yet (a drain started by hand), or another drain holds the lease.
             if OutboxLease.objects.filter(partner_id=partner_id).exists():
@@ -530,16 +543,19 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
         if time.monotonic() > budget_end:
             schedule([partner_id], force=True)  # the rest after the other partners' turn
             break
-        result = _drain_once(partner_id, owner, partner)
+        result = _drain_once(partner_id, owner)
     return handled
 
 
-def _drain_once(partner_id: int, owner: str, cache: list[Partner]) -> tuple[int, bool] | None:
+def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
     """One pass: (rows handled, drain again). None: the lease is not ours to take."""
     opened = _open(partner_id, owner)
     if opened is None:
         return None
-    if opened.state != PartnerState.REGISTERED or opened.status != ConnectionStatus.CONNECTED:
+    if (
+        opened.partner.state != PartnerState.REGISTERED
+        or opened.partner.status != ConnectionStatus.CONNECTED
+    ):
         partner = Partner.objects.get(pk=partner_id)
         if partner.state != PartnerState.REGISTERED:
             cancel_open(partner, f"not sent: the partner is {partner.get_state_display().lower()}")
@@ -560,9 +576,7 @@ def _drain_once(partner_id: int, owner: str, cache: list[Partner]) -> tuple[int,
     try:
         if dirty:  # the last drain did not release the lease: it died, its rows go back
             _put_back_dead(partner_id)
-        if not cache:
-            cache.append(Partner.objects.get(pk=partner_id))
-        sent, lost, retry_in = _send_due(cache[0], lease, opened.endpoints, bool(refused))
+        sent, lost, retry_in = _send_due(opened.partner, lease, opened.endpoints, bool(refused))
     except BaseException:
         if not lease.lost:
             _release(partner_id, owner)
@@ -574,14 +588,15 @@ def _drain_once(partner_id: int, owner: str, cache: list[Partner]) -> tuple[int,
     if not released:
         logger.warning("Outbox drain of %s lost its lease; stopping", partner_id)
         return sent, False  # taken over: the new owner goes on
-    asked, not_before, head_at = released[0]
+    asked, queued_later, not_before, head_at = released[0]
     if retry_in is not None:
         schedule([partner_id], countdown=retry_in, force=True)
         return sent, False
     if head_at is not None:
         wait = max(_seconds_until(head_at) or 0.0, _seconds_until(not_before) or 0.0)
         if wait > 0:
-            schedule([partner_id], countdown=wait, force=True)
+            if not queued_later:  # else the drain queued for then (a backoff) is there
+                schedule([partner_id], countdown=wait, force=True)
             return sent, False
         return sent, True  # due rows came in meanwhile
     return sent, bool(asked)

@@ -268,6 +268,13 @@ def _is_ocpi_envelope(body: Any) -> bool:
     return isinstance(code, int) and not isinstance(code, bool) and isinstance(timestamp, str)
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing (``Set-Cookie`` of an answer is ignored)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 class OcpiClient:
     """Calls one partner with one token. Use as a context manager, or call ``close()``."""
 
@@ -309,6 +316,9 @@ class OcpiClient:
             trust_env=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
+        # OCPI is stateless (the Token header): a partner's cookies are never sent back. Not
+        # parsing them into a jar also saves a large part of the client's CPU per request.
+        self._http._cookies = _NoCookies()
 
     def __enter__(self) -> OcpiClient:
         return self
