@@ -400,3 +400,6 @@ OCPI_OUTBOX_WAKE_STALE_SECONDS = env.float("OCPI_OUTBOX_WAKE_STALE_SECONDS", def
 # applies CONN_MAX_AGE and CONN_HEALTH_CHECKS before each task (close_old_connections), as
 # Django does per request.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# A wake of more partners than this publishes one task per group of this many partners (their
+# drains run one after the other in it): fewer tasks, less Celery overhead per partner.
+OCPI_OUTBOX_WAKE_GROUP = env.int("OCPI_OUTBOX_WAKE_GROUP", default=10)

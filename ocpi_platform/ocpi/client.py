@@ -473,7 +473,9 @@ class OcpiClient:
             self._notify(sent, exc.ocpi_status, exc.message)
             raise
         self._notify(sent, reply.status_code, "")
-        logger.info(
+        # DEBUG: every call is in the request journal; a log line per push costs the worker
+        # a noticeable share of its CPU at thousands of pushes a second.
+        logger.debug(
             "OCPI %s %s -> HTTP %s, %s",
             method,
             redact_url(url),

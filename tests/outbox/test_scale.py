@@ -363,3 +363,42 @@ def test_changes_while_a_partner_waits_out_a_backoff_queue_no_drain(started, fak
         assert outbox.drain(emsp.partner.pk) == 0  # a drain that starts early waits too
     assert started == []
     assert OutboxLease.objects.get(partner=emsp.partner).scheduled_at > now_utc()
+
+
+def test_a_wake_of_many_partners_publishes_one_task_per_group(db, monkeypatch, settings):
+    from outbox.tasks import deliver_many
+
+    settings.OCPI_OUTBOX_WAKE_GROUP = 5
+    groups: list[dict[str, Any]] = []
+    singles: list[dict[str, Any]] = []
+    monkeypatch.setattr(deliver_many, "apply_async", lambda **kwargs: groups.append(kwargs))
+    monkeypatch.setattr(deliver, "apply_async", lambda **kwargs: singles.append(kwargs))
+    ids = [receiver(f"p{n}", country_code="DE", party_id=f"P{n:02d}").partner.pk for n in range(12)]
+
+    assert outbox.wake(ids) == sorted(ids)
+    assert singles == []
+    assert len(groups) == 3
+    assert sorted(i for g in groups for i in g["kwargs"]["partner_ids"]) == sorted(ids)
+    assert outbox.wake(ids) == []  # all queued already
+    assert outbox.wake(ids[:2]) == []
+    OutboxLease.objects.filter(partner_id=ids[0]).update(scheduled_at=None)
+    assert outbox.wake(ids) == [ids[0]]
+    assert singles == [{"kwargs": {"partner_id": ids[0]}, "countdown": 0.0}]
+
+
+def test_a_group_task_drains_each_partner_even_when_one_fails(emsp, fake, monkeypatch):
+    from outbox.tasks import deliver_many
+
+    nsp = receiver("fr-nsp", country_code="FR", party_id="NSP", role="NSP")
+    ours()
+    real = outbox.drain
+
+    def drain(partner_id: int, *, owner: str | None = None) -> int:
+        if partner_id == emsp.partner.pk:
+            raise RuntimeError("a bug")
+        return real(partner_id, owner=owner)
+
+    monkeypatch.setattr(outbox, "drain", drain)
+    ids = [emsp.partner.pk, nsp.partner.pk]
+    assert deliver_many.apply(kwargs={"partner_ids": ids}).get() == 1
+    assert Delivery.objects.get(partner=nsp.partner).state == DeliveryState.SENT
