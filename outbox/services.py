@@ -117,7 +117,7 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
     for pending_row in rows:
         pending.setdefault(pending_row.partner_id, []).append(pending_row)
     correlation_id = current_correlation_id.get() or ""
-    created: list[Delivery] = []
+    created: list[Target] = []
     for target in targets:
         folded = _fold(pending.get(target.partner_id, []), message)
         for row in folded:
@@ -127,26 +127,52 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
             row.save(update_fields=["method", "body", "changes", "updated_at", "correlation_id"])
         if folded:
             continue
-        created.append(
-            Delivery(
-                partner_id=target.partner_id,
-                module=message.module,
-                key=message.key,
-                path=message.path,
-                method=message.method,
-                body=message.body,
-                correlation_id=correlation_id,
-                from_country_code=message.sender.country_code if message.sender else "",
-                from_party_id=message.sender.party_id if message.sender else "",
-                to_country_code=target.receiver.country_code if target.receiver else "",
-                to_party_id=target.receiver.party_id if target.receiver else "",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    Delivery.objects.bulk_create(created)
+        created.append(target)
+    _insert(message, created, correlation_id, now)
     schedule({t.partner_id for t in targets})
     return len(created)
+
+
+_INSERT_SQL = """
+INSERT INTO {delivery} (
+    partner_id, module, key, path, method, body, state, attempts, next_attempt_at, last_error,
+    correlation_id, from_country_code, from_party_id, to_country_code, to_party_id, changes,
+    created_at, updated_at
+)
+SELECT t.partner_id, %(module)s, %(key)s, %(path)s, %(method)s, %(body)s::jsonb, 'PENDING', 0,
+    %(now)s, '', %(correlation_id)s, %(from_country_code)s, %(from_party_id)s,
+    t.to_country_code, t.to_party_id, 1, %(now)s, %(now)s
+FROM unnest(%(partner_ids)s::bigint[], %(to_country_codes)s::text[], %(to_party_ids)s::text[])
+    WITH ORDINALITY AS t(partner_id, to_country_code, to_party_id, n)
+ORDER BY t.n
+"""
+
+
+def _insert(message: Message, targets: list[Target], correlation_id: str, now: datetime) -> None:
+    """One new row per target, in one statement (a change to 100 partners: one INSERT of 100
+    rows; the ORM's bulk_create spends most of a change's time compiling them)."""
+    if not targets:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _sql(_INSERT_SQL),
+            {
+                "module": message.module,
+                "key": message.key,
+                "path": message.path,
+                "method": message.method,
+                "body": json.dumps(message.body),
+                "now": now,
+                "correlation_id": correlation_id,
+                "from_country_code": message.sender.country_code if message.sender else "",
+                "from_party_id": message.sender.party_id if message.sender else "",
+                "partner_ids": [t.partner_id for t in targets],
+                "to_country_codes": [
+                    t.receiver.country_code if t.receiver else "" for t in targets
+                ],
+                "to_party_ids": [t.receiver.party_id if t.receiver else "" for t in targets],
+            },
+        )
 
 
 def _fold(rows: list[Delivery], message: Message) -> list[Delivery]:
