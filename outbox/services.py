@@ -553,34 +553,40 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
 
     ``owner`` names this drain in the lease (the task id: a redelivered task takes over the
     lease its killed first run left behind). With nothing to send it costs two statements and
-    builds no HTTP client. It drains again as long as changes come in while it holds the lease,
-    for at most OCPI_OUTBOX_DRAIN_SECONDS; then it queues its next run, behind the other
-    partners' drains.
+    builds no HTTP client. Rows that came in while it held the lease (its flag was set again)
+    it sends too, for a few passes; after that, or after OCPI_OUTBOX_DRAIN_SECONDS, they go
+    with its next run, queued behind the other partners' drains: meanwhile more rows come in,
+    and go in bigger batches (a drain does not chase one partner's changes one by one).
     """
     owner = owner or uuid.uuid4().hex
-    handled = 0
-    budget_end = time.monotonic() + float(settings.OCPI_OUTBOX_DRAIN_SECONDS)
-    for attempt in range(2):
+    result = _drain_once(partner_id, owner)
+    if result is None:
+        # No lease row yet (a drain started by hand), or another drain holds the lease.
+        if OutboxLease.objects.filter(partner_id=partner_id).exists():
+            return 0
+        if not Partner.objects.filter(pk=partner_id).exists():
+            return 0
+        OutboxLease.objects.get_or_create(partner_id=partner_id)
         result = _drain_once(partner_id, owner)
-        if result is None and attempt == 0:
-            # No lease row yet (a drain started by hand), or another drain holds the lease.
-            if OutboxLease.objects.filter(partner_id=partner_id).exists():
-                return 0
-            if not Partner.objects.filter(pk=partner_id).exists():
-                return 0
-            OutboxLease.objects.get_or_create(partner_id=partner_id)
-            continue
-        break
-    while result is not None:
-        done, again = result
-        handled += done
+        if result is None:
+            return 0
+    handled, again = result
+    for _ in range(IN_PLACE_PASSES - 1):
         if not again:
-            break
-        if time.monotonic() > budget_end:
-            schedule([partner_id], force=True)  # the rest after the other partners' turn
-            break
+            return handled
         result = _drain_once(partner_id, owner)
+        if result is None:
+            return handled
+        handled += result[0]
+        again = result[1]
+    if again:
+        schedule([partner_id], force=True)
     return handled
+
+
+# Passes of one drain over rows that came in while it held the lease; then its next run is
+# queued (behind the other partners' drains, by when more rows have come in).
+IN_PLACE_PASSES = 3
 
 
 def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
@@ -625,6 +631,8 @@ def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
         logger.warning("Outbox drain of %s lost its lease; stopping", partner_id)
         return sent, False  # taken over: the new owner goes on
     asked, queued_later, not_before, head_at = released[0]
+    if retry_in is not None and retry_in < 0:
+        return sent, True  # its time is up, not its rows
     if retry_in is not None:
         schedule([partner_id], countdown=retry_in, force=True)
         return sent, False
@@ -742,8 +750,9 @@ def _send_due(
     partner: Partner, lease: _Lease, endpoints: dict[str, str], refused: bool
 ) -> tuple[int, bool, float | None]:
     """Send the partner's due rows in order, in batches: (how many, lease lost, seconds to
-    wait after a transient failure)."""
+    wait after a transient failure; -1: OCPI_OUTBOX_DRAIN_SECONDS are over, rows are left)."""
     sent = 0
+    budget_end = time.monotonic() + float(settings.OCPI_OUTBOX_DRAIN_SECONDS)
     urls = tuple(sorted(endpoints.items()))
     with (
         _Heartbeat(partner.pk, lease.owner, lease),
@@ -786,6 +795,8 @@ def _send_due(
                 raise
             if not again and len(batch.rows) < batch_size():
                 return sent, False, None
+            if time.monotonic() > budget_end:
+                return sent, False, -1.0  # more to send: the next run, behind the others
 
 
 _FAILED_PUT = object()  # a PUT was refused: from now on PATCHes check for refused PUTs

@@ -135,8 +135,8 @@ def test_a_change_while_the_lease_is_held_is_sent_by_the_drain_holding_it(starte
 
     with use_transport(httpx.MockTransport(lambda r: (during(r), fake.handler(r))[1])):
         assert outbox.drain(emsp.partner.pk) == 2
-
     assert changed == [1, 0]
+
     assert [p.body["status"] for p in fake.pushes] == ["CHARGING", "BLOCKED"]
     assert Delivery.objects.open().count() == 0
     assert OutboxLease.objects.get(partner=emsp.partner).scheduled_at is None
@@ -402,3 +402,36 @@ def test_a_group_task_drains_each_partner_even_when_one_fails(emsp, fake, monkey
     ids = [emsp.partner.pk, nsp.partner.pk]
     assert deliver_many.apply(kwargs={"partner_ids": ids}).get() == 1
     assert Delivery.objects.get(partner=nsp.partner).state == DeliveryState.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_does_not_chase_changes_one_by_one(started, fake):
+    """Changes keep coming while it sends: after a few passes it queues its next run (behind the
+    other partners' drains) instead of going on."""
+    emsp = receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
+    ours()
+    settle()
+    services.set_evse_status(EVSE, "CHARGING")
+    statuses = iter(["BLOCKED", "AVAILABLE", "OUTOFORDER", "CHARGING", "BLOCKED"] * 2)
+
+    def change_during(request: httpx.Request) -> None:
+        def change() -> None:
+            try:
+                services.set_evse_status(EVSE, next(statuses))
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=change)
+        thread.start()
+        thread.join(30)
+
+    started.clear()
+    with use_transport(httpx.MockTransport(lambda r: (change_during(r), fake.handler(r))[1])):
+        assert outbox.drain(emsp.partner.pk) == outbox.IN_PLACE_PASSES
+    # The tasks the changes queued found the lease held; the last one is its next run.
+    assert {call["kwargs"]["partner_id"] for call in started} == {emsp.partner.pk}
+    assert len(started) <= outbox.IN_PLACE_PASSES + 1
+    assert Delivery.objects.open().count() == 1  # for the next run
+    with use_transport(fake.transport()):
+        assert outbox.drain(emsp.partner.pk) == 1
+    assert evse_status_seen_by(fake) == Evse.objects.get(uid="3256", location__partner=None).status
