@@ -8,7 +8,7 @@ PYTHON := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: run test install venv services fmt lint typecheck check ci web worker beat bench help
+.PHONY: run test install venv services fmt lint typecheck check ci web worker beat bench bench-fanout help
 
 ## run        set up (.venv, migrate, static files, admin user) and start web + worker + beat
 run:
@@ -66,6 +66,10 @@ beat: venv
 ## bench      benchmark the locations list and status PATCHes under gunicorn (BENCH_ARGS="--keep-db")
 bench: install services
 	$(PYTHON) -m bench.locations $(BENCH_ARGS)
+
+## bench-fanout  benchmark the push: fan-out to 100 partners, sustained deliveries/s, task count
+bench-fanout: install services
+	$(PYTHON) -m bench.fanout $(BENCH_ARGS)
 
 ## help       list the targets
 help:
