@@ -4,12 +4,16 @@ Rules (see the README, "Push and the outbox"):
 - ``enqueue`` runs inside the transaction of the change. A change of an object whose own row, or
   whose ancestor's PUT, is still pending folds into that row: the row's body becomes the newest
   state, so a burst of status changes sends one message with the last status.
-- ``drain`` sends one partner's rows oldest first, one at a time, under a lease so that two
-  workers never send a partner's messages out of order. The lease is short
-  (OCPI_OUTBOX_LEASE_SECONDS), renewed after each row and by a heartbeat thread while a request
-  is in flight, and owned (the drain's task id): a drain killed with its worker holds it for at
-  most one lease, then the beat sweep (every OCPI_OUTBOX_SWEEP_SECONDS) or the task redelivered
-  by the broker takes over, and its in-flight row is sent again (the only possible duplicate).
+- ``schedule``/``wake`` queue at most one drain task per partner (``OutboxLease.scheduled_at``,
+  see ``wake``); a drain with nothing to send costs two statements and no HTTP client.
+- ``drain`` sends one partner's rows oldest first, taken in batches (one statement) and sent
+  one at a time over the partner's pooled client, under a lease so that two workers never send
+  a partner's messages out of order. The lease is short (OCPI_OUTBOX_LEASE_SECONDS), renewed
+  with each batch, before a row once a third of it has passed, and by a heartbeat thread while
+  a request is in flight, and owned (the drain's task id): a drain killed with its worker
+  holds it for at most one lease, then the beat sweep (every OCPI_OUTBOX_SWEEP_SECONDS) or the
+  task redelivered by the broker takes over, and its in-flight row is sent again (the only
+  possible duplicate).
   Only a drain that took the lease puts a dead drain's in-flight rows back (the sweep merely
   starts drains), and a send's outcome is stored only if its row still carries the ``claim``
   written when it was taken: a row put back, folded into or taken again meanwhile is not
