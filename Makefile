@@ -8,7 +8,7 @@ PYTHON := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: run test install venv services fmt lint typecheck check ci web worker beat bench bench-pull help
+.PHONY: run test install venv services fmt lint typecheck check ci web worker beat bench bench-pull bench-fanout help
 
 ## run        set up (.venv, migrate, static files, admin user) and start web + worker + beat
 run:
@@ -70,6 +70,10 @@ bench: install services
 ## bench-pull a full pull of 10,000 locations from a partner on loopback (BENCH_ARGS="--help")
 bench-pull: install services
 	$(PYTHON) -m bench.pull $(BENCH_ARGS)
+
+## bench-fanout  benchmark the push: fan-out to 100 partners, sustained deliveries/s, task count
+bench-fanout: install services
+	$(PYTHON) -m bench.fanout $(BENCH_ARGS)
 
 ## help       list the targets
 help:

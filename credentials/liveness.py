@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +32,14 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from ocpi_platform.locks import single_run
-from ocpi_platform.ocpi.client import OcpiClient, OcpiReply, PartnerError, PartnerProtocolError
+from ocpi_platform.ocpi.client import (
+    ClientPool,
+    OcpiClient,
+    OcpiReply,
+    PartnerError,
+    PartnerProtocolError,
+    client_settings,
+)
 from ocpi_platform.ocpi.principal import TokenEncoding
 from ocpi_platform.ocpi.types import format_datetime, now_utc
 
@@ -214,6 +223,28 @@ def client_for(partner: Partner, *, mark_seen_on_reply: bool = True, **kwargs: A
         partner_id=partner.pk,  # the request journal files the calls under it
         **kwargs,
     )
+
+
+# One client per partner and process, kept between drains (keep-alive connections, no new TLS
+# context per call): see ``pooled_client``.
+clients = ClientPool()
+
+
+@contextmanager
+def pooled_client(partner: Partner, *, urls: Iterable[str] = ()) -> Iterator[OcpiClient]:
+    """``client_for(partner)``, lent from this process's pool: the partner's client is reused
+    while its token, its token encoding, the ``urls`` it is called at (its endpoints) and the
+    client settings stay the same; when one changes, the old client is closed and a new one
+    built. Every request still goes through the outbound URL policy (the URL checks at each
+    request, the address checks at each new connection)."""
+    fingerprint = (
+        partner.outbound_token_encrypted,
+        partner.token_encoding,
+        tuple(urls),
+        client_settings(),
+    )
+    with clients.checkout(partner.pk, fingerprint, lambda: client_for(partner)) as client:
+        yield client
 
 
 # --- ping ----------------------------------------------------------------------------------------

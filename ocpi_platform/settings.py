@@ -390,3 +390,22 @@ OCPI_TOKEN_AUTHORIZE_TIMEOUT = env.float("OCPI_TOKEN_AUTHORIZE_TIMEOUT", default
 # CPO: ask the eMSP for tokens whitelisted ALLOWED (the spec lets the CPO choose); off: the
 # local copy decides them like ALWAYS tokens.
 OCPI_TOKEN_ASK_WHEN_ALLOWED = env.bool("OCPI_TOKEN_ASK_WHEN_ALLOWED", default=True)
+
+# --- Outbox at scale (issue 14): batches, drain budget, lost-task recovery -------------------
+# A drain takes up to OCPI_OUTBOX_BATCH rows in one statement and stores their successes in one;
+# it drains again while changes come in, for at most OCPI_OUTBOX_DRAIN_SECONDS, then queues its
+# next run behind the other partners' drains. At most one drain task is queued per partner
+# (OutboxLease.scheduled_at); the beat sweep queues another when the one queued is overdue by
+# OCPI_OUTBOX_WAKE_STALE_SECONDS (its task was lost: a broker restart, a publish that failed).
+OCPI_OUTBOX_BATCH = env.int("OCPI_OUTBOX_BATCH", default=50)
+OCPI_OUTBOX_DRAIN_SECONDS = env.float("OCPI_OUTBOX_DRAIN_SECONDS", default=5.0)
+OCPI_OUTBOX_WAKE_STALE_SECONDS = env.float("OCPI_OUTBOX_WAKE_STALE_SECONDS", default=30.0)
+# Celery's Django fix-up closes the database connection before and after every task unless
+# CELERY_DB_REUSE_MAX is set: a new PostgreSQL connection (and backend process) per task, most of
+# an outbox drain's cost. With it, connections are reused across tasks; ocpi_platform/celery.py
+# applies CONN_MAX_AGE and CONN_HEALTH_CHECKS before each task (close_old_connections), as
+# Django does per request.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# A wake of more partners than this publishes one task per group of this many partners (their
+# drains run one after the other in it): fewer tasks, less Celery overhead per partner.
+OCPI_OUTBOX_WAKE_GROUP = env.int("OCPI_OUTBOX_WAKE_GROUP", default=10)

@@ -242,7 +242,7 @@ class DeliveryAdmin(_DeliveryAdminBase):
             Delivery.objects.filter(
                 pk__in=pending, state=DeliveryState.PENDING, next_attempt_at__gt=now
             ).update(next_attempt_at=now, updated_at=now)
-            services.schedule(partners)
+            services.schedule(partners, force=True)
         self.message_user(
             request,
             f"Sending started for {_plural(len(partners), 'partner')} "

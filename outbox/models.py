@@ -117,8 +117,9 @@ class Delivery(models.Model):
 class OutboxLease(models.Model):
     """Who drains a partner's outbox right now: one sender per partner keeps the order.
 
-    The lease is short and renewed while its drain runs (after each row, and by a heartbeat
-    while a request is in flight): a drain whose worker was killed holds it for at most
+    The lease is short and renewed while its drain runs (with each batch of rows it takes,
+    before a row when a third of the lease has passed, and by a heartbeat while a request is
+    in flight): a drain whose worker was killed holds it for at most
     OCPI_OUTBOX_LEASE_SECONDS. ``owner`` names the drain (its Celery task id), so a drain
     that lost its lease stops and never releases the lease of the drain that took it over.
     """
@@ -134,6 +135,13 @@ class OutboxLease(models.Model):
         null=True,
         blank=True,
         help_text="Nothing is sent to the partner before this time (its Retry-After).",
+    )
+    scheduled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A drain task is queued for the partner, due at this time: a change queues "
+        "another only when this is empty (one queued task per partner, whatever the number of "
+        "changes). The drain clears it when it starts.",
     )
 
     def __str__(self) -> str:

@@ -4,12 +4,16 @@ Rules (see the README, "Push and the outbox"):
 - ``enqueue`` runs inside the transaction of the change. A change of an object whose own row, or
   whose ancestor's PUT, is still pending folds into that row: the row's body becomes the newest
   state, so a burst of status changes sends one message with the last status.
-- ``drain`` sends one partner's rows oldest first, one at a time, under a lease so that two
-  workers never send a partner's messages out of order. The lease is short
-  (OCPI_OUTBOX_LEASE_SECONDS), renewed after each row and by a heartbeat thread while a request
-  is in flight, and owned (the drain's task id): a drain killed with its worker holds it for at
-  most one lease, then the beat sweep (every OCPI_OUTBOX_SWEEP_SECONDS) or the task redelivered
-  by the broker takes over, and its in-flight row is sent again (the only possible duplicate).
+- ``schedule``/``wake`` queue at most one drain task per partner (``OutboxLease.scheduled_at``,
+  see ``wake``); a drain with nothing to send costs two statements and no HTTP client.
+- ``drain`` sends one partner's rows oldest first, taken in batches (one statement) and sent
+  one at a time over the partner's pooled client, under a lease so that two workers never send
+  a partner's messages out of order. The lease is short (OCPI_OUTBOX_LEASE_SECONDS), renewed
+  with each batch, before a row once a third of it has passed, and by a heartbeat thread while
+  a request is in flight, and owned (the drain's task id): a drain killed with its worker
+  holds it for at most one lease, then the beat sweep (every OCPI_OUTBOX_SWEEP_SECONDS) or the
+  task redelivered by the broker takes over, and its in-flight row is sent again (the only
+  possible duplicate).
   Only a drain that took the lease puts a dead drain's in-flight rows back (the sweep merely
   starts drains), and a send's outcome is stored only if its row still carries the ``claim``
   written when it was taken: a row put back, folded into or taken again meanwhile is not
@@ -34,13 +38,14 @@ Rules (see the README, "Push and the outbox"):
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from functools import partial
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -49,11 +54,11 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Now
 
 from credentials import liveness
-from credentials.models import ConnectionStatus, Partner, PartnerState
+from credentials.models import ConnectionStatus, Partner, PartnerEndpoint, PartnerState
 from ocpi_platform.ocpi.client import OcpiClient, PartnerError, PartnerRejected
 from ocpi_platform.ocpi.headers import RoutingHeaders, correlation, current_correlation_id
 from ocpi_platform.ocpi.parties import Party
-from ocpi_platform.ocpi.types import InterfaceRole, join_url, now_utc
+from ocpi_platform.ocpi.types import join_url, now_utc
 
 from .models import Delivery, DeliveryState, OutboxLease
 
@@ -116,7 +121,7 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
     for pending_row in rows:
         pending.setdefault(pending_row.partner_id, []).append(pending_row)
     correlation_id = current_correlation_id.get() or ""
-    created: list[Delivery] = []
+    created: list[Target] = []
     for target in targets:
         folded = _fold(pending.get(target.partner_id, []), message)
         for row in folded:
@@ -126,26 +131,52 @@ def enqueue(message: Message, targets: Sequence[Target]) -> int:
             row.save(update_fields=["method", "body", "changes", "updated_at", "correlation_id"])
         if folded:
             continue
-        created.append(
-            Delivery(
-                partner_id=target.partner_id,
-                module=message.module,
-                key=message.key,
-                path=message.path,
-                method=message.method,
-                body=message.body,
-                correlation_id=correlation_id,
-                from_country_code=message.sender.country_code if message.sender else "",
-                from_party_id=message.sender.party_id if message.sender else "",
-                to_country_code=target.receiver.country_code if target.receiver else "",
-                to_party_id=target.receiver.party_id if target.receiver else "",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    Delivery.objects.bulk_create(created)
+        created.append(target)
+    _insert(message, created, correlation_id, now)
     schedule({t.partner_id for t in targets})
     return len(created)
+
+
+_INSERT_SQL = """
+INSERT INTO {delivery} (
+    partner_id, module, key, path, method, body, state, attempts, next_attempt_at, last_error,
+    correlation_id, from_country_code, from_party_id, to_country_code, to_party_id, changes,
+    created_at, updated_at
+)
+SELECT t.partner_id, %(module)s, %(key)s, %(path)s, %(method)s, %(body)s::jsonb, 'PENDING', 0,
+    %(now)s, '', %(correlation_id)s, %(from_country_code)s, %(from_party_id)s,
+    t.to_country_code, t.to_party_id, 1, %(now)s, %(now)s
+FROM unnest(%(partner_ids)s::bigint[], %(to_country_codes)s::text[], %(to_party_ids)s::text[])
+    WITH ORDINALITY AS t(partner_id, to_country_code, to_party_id, n)
+ORDER BY t.n
+"""
+
+
+def _insert(message: Message, targets: list[Target], correlation_id: str, now: datetime) -> None:
+    """One new row per target, in one statement (a change to 100 partners: one INSERT of 100
+    rows; the ORM's bulk_create spends most of a change's time compiling them)."""
+    if not targets:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _sql(_INSERT_SQL),
+            {
+                "module": message.module,
+                "key": message.key,
+                "path": message.path,
+                "method": message.method,
+                "body": json.dumps(message.body),
+                "now": now,
+                "correlation_id": correlation_id,
+                "from_country_code": message.sender.country_code if message.sender else "",
+                "from_party_id": message.sender.party_id if message.sender else "",
+                "partner_ids": [t.partner_id for t in targets],
+                "to_country_codes": [
+                    t.receiver.country_code if t.receiver else "" for t in targets
+                ],
+                "to_party_ids": [t.receiver.party_id if t.receiver else "" for t in targets],
+            },
+        )
 
 
 def _fold(rows: list[Delivery], message: Message) -> list[Delivery]:
@@ -190,19 +221,121 @@ def _fold(rows: list[Delivery], message: Message) -> list[Delivery]:
     return [newest]
 
 
-def schedule(partner_ids: Iterable[int], *, countdown: float = 0) -> None:
-    """Start a drain for each partner once the current transaction commits."""
-    from .tasks import deliver
+# --- waking drains: at most one queued per partner ----------------------------------------------
 
-    for partner_id in sorted(set(partner_ids)):
-        transaction.on_commit(
-            partial(deliver.apply_async, kwargs={"partner_id": partner_id}, countdown=countdown)
+
+@dataclass(frozen=True)
+class Wake:
+    """An on-commit callback: queue a drain for each partner that needs one (see ``wake``)."""
+
+    partner_ids: tuple[int, ...]
+    countdown: float = 0.0
+    force: bool = False
+    stale_after: float | None = None
+
+    def __call__(self) -> None:
+        wake(
+            self.partner_ids,
+            countdown=self.countdown,
+            force=self.force,
+            stale_after=self.stale_after,
         )
+
+
+def schedule(
+    partner_ids: Iterable[int],
+    *,
+    countdown: float = 0,
+    force: bool = False,
+    stale_after: float | None = None,
+) -> None:
+    """Queue a drain for each partner once the current transaction commits (``wake``)."""
+    ids = tuple(sorted(set(partner_ids)))
+    if ids:
+        transaction.on_commit(Wake(ids, float(countdown), force, stale_after))
+
+
+_WAKE_SQL = """
+INSERT INTO {lease} (partner_id, owner, scheduled_at)
+SELECT p.id, '', statement_timestamp() + make_interval(secs => %(countdown)s)
+FROM {partner} p WHERE p.id = ANY(%(ids)s) ORDER BY p.id
+ON CONFLICT (partner_id) DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at
+WHERE {condition}
+RETURNING partner_id
+"""
+
+
+def wake(
+    partner_ids: Iterable[int],
+    *,
+    countdown: float = 0.0,
+    force: bool = False,
+    stale_after: float | None = None,
+) -> list[int]:
+    """Publish a drain task for each partner that has none queued; the partners it published for.
+
+    ``OutboxLease.scheduled_at`` says that a drain is queued for the partner (and when it is
+    due): one statement sets it where it was not set, and only those partners get a task, so a
+    burst of changes queues one task per partner, not one per change and partner. A drain
+    clears it when it starts; a drain that finds the lease held leaves it set, and the drain
+    holding the lease sees it when it releases the lease and drains again. A flag in the
+    future is a drain queued for later (a backoff, a Retry-After): the partner's rows wait for
+    it, so changes queue nothing meanwhile, and a drain that starts earlier leaves it.
+    ``force``: publish whatever the flag says (the drain's own next run, operators' actions).
+    ``stale_after`` (the sweep, for partners with due rows): also when the flag was due more
+    than that many seconds ago (its task was lost) or is in the future (too late for them).
+    """
+    ids = sorted(set(partner_ids))
+    if not ids:
+        return []
+    condition = f"{OutboxLease._meta.db_table}.scheduled_at IS NULL"
+    if force:
+        condition = "TRUE"
+    elif stale_after is not None:
+        flag = f"{OutboxLease._meta.db_table}.scheduled_at"
+        condition += (
+            f" OR {flag} < statement_timestamp() - make_interval(secs => %(stale)s)"
+            f" OR {flag} > statement_timestamp()"
+        )
+    sql = _WAKE_SQL.format(
+        lease=OutboxLease._meta.db_table, partner=Partner._meta.db_table, condition=condition
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, {"ids": ids, "countdown": float(countdown), "stale": float(stale_after or 0)}
+        )
+        woken = sorted(row[0] for row in cursor.fetchall())
+    _publish(woken, countdown)
+    return woken
+
+
+def _publish(partner_ids: Sequence[int], countdown: float) -> None:
+    """One ``deliver`` task per partner; beyond OCPI_OUTBOX_WAKE_GROUP partners, one
+    ``deliver_many`` per group of that many (a change to 100 partners: 10 tasks, not 100)."""
+    from .tasks import deliver, deliver_many
+
+    group = max(int(settings.OCPI_OUTBOX_WAKE_GROUP), 1)
+    if len(partner_ids) <= group:
+        for partner_id in partner_ids:
+            deliver.apply_async(kwargs={"partner_id": partner_id}, countdown=countdown)
+        return
+    # Interleaved, so that every group gets partners of every part of the list.
+    count = -(-len(partner_ids) // group)
+    for start in range(count):
+        ids = list(partner_ids[start::count])
+        deliver_many.apply_async(kwargs={"partner_ids": ids}, countdown=countdown)
+
+
+# --- the lease ------------------------------------------------------------------------------------
 
 
 def lease_seconds() -> float:
     """How long a drain holds its partner's lease without renewing it."""
     return max(float(settings.OCPI_OUTBOX_LEASE_SECONDS), 1.0)
+
+
+def batch_size() -> int:
+    return max(int(settings.OCPI_OUTBOX_BATCH), 1)
 
 
 def _lease_end() -> Any:
@@ -225,10 +358,14 @@ def _claim(partner_id: int, owner: str) -> bool:
         )
         if not claimed:
             return False
-        Delivery.objects.filter(partner_id=partner_id, state=DeliveryState.SENDING).update(
-            state=DeliveryState.PENDING, claim=None, updated_at=now_utc()
-        )
+        _put_back_dead(partner_id)
     return True
+
+
+def _put_back_dead(partner_id: int) -> int:
+    return Delivery.objects.filter(partner_id=partner_id, state=DeliveryState.SENDING).update(
+        state=DeliveryState.PENDING, claim=None, updated_at=now_utc()
+    )
 
 
 def _renew(partner_id: int, owner: str) -> bool:
@@ -241,11 +378,40 @@ def _release(partner_id: int, owner: str) -> None:
     OutboxLease.objects.filter(partner_id=partner_id, owner=owner).update(until=None, owner="")
 
 
-class _Heartbeat:
-    """Renews a drain's lease from a thread while the drain runs: one request may take longer
-    than the lease (connect and read timeouts, a partner that trickles its answer)."""
+class _Lease:
+    """The lease a drain holds, as the drain knows it: when it was last renewed (by the drain's
+    batch claims or the heartbeat) and whether a renewal found it taken over."""
 
     def __init__(self, partner_id: int, owner: str) -> None:
+        self.partner_id, self.owner = partner_id, owner
+        self.renewed = time.monotonic()
+        self.lost = False
+
+    def renew(self) -> bool:
+        started = time.monotonic()
+        if _renew(self.partner_id, self.owner):
+            self.renewed = started
+        else:
+            self.lost = True
+        return not self.lost
+
+    def held(self) -> bool:
+        """Before each send: renewed less than a third of a lease ago, or renewed now. A
+        drain presumed dead (it did not renew for a lease) finds its lease taken and stops."""
+        if self.lost:
+            return False
+        if time.monotonic() - self.renewed < lease_seconds() / 3:
+            return True
+        return self.renew()
+
+
+class _Heartbeat:
+    """Renews a drain's lease from a thread while the drain runs: one request may take longer
+    than the lease (connect and read timeouts, a partner that trickles its answer). It touches
+    the database only when the drain has not renewed for a third of a lease."""
+
+    def __init__(self, partner_id: int, owner: str, lease: _Lease | None = None) -> None:
+        self.lease = lease or _Lease(partner_id, owner)
         self.partner_id, self.owner = partner_id, owner
         self.every = lease_seconds() / 3
         self._stop = threading.Event()
@@ -255,9 +421,11 @@ class _Heartbeat:
 
     def _run(self) -> None:
         try:
-            while not self._stop.wait(self.every):
+            while not self._stop.wait(self.every / 2):
+                if time.monotonic() - self.lease.renewed < self.every:
+                    continue
                 try:
-                    _renew(self.partner_id, self.owner)
+                    self.lease.renew()
                 except Exception:  # the database blinked: the next beat tries again
                     logger.warning("Outbox lease of %s not renewed", self.partner_id, exc_info=True)
                     # Django never reopens a broken connection by itself: drop this thread's,
@@ -276,47 +444,215 @@ class _Heartbeat:
         self._thread.join()
 
 
-def _endpoint(partner: Partner, module: str) -> str | None:
-    return partner.endpoint_url(module, InterfaceRole.RECEIVER)
+# --- the drain ------------------------------------------------------------------------------------
+
+_OPEN_SQL = """
+UPDATE {lease} l SET scheduled_at = CASE
+    WHEN l.scheduled_at > statement_timestamp() THEN l.scheduled_at END
+FROM {partner} p
+WHERE l.partner_id = %(p)s AND p.id = l.partner_id
+  AND (l.until IS NULL OR l.until < statement_timestamp() OR l.owner = %(owner)s)
+RETURNING p.state, p.status, l.not_before, p.name, p.outbound_token_encrypted,
+    p.token_encoding, (
+    SELECT coalesce(json_agg(json_build_array(e.identifier, e.url) ORDER BY e.id), '[]')::text
+    FROM {endpoint} e WHERE e.partner_id = l.partner_id AND e.role = 'RECEIVER'
+)
+"""
+
+_TAKE_SQL = """
+WITH old AS (
+    SELECT partner_id, until, owner FROM {lease} WHERE partner_id = %(p)s FOR UPDATE
+)
+UPDATE {lease} l
+SET until = statement_timestamp() + make_interval(secs => %(seconds)s), owner = %(owner)s
+FROM old
+WHERE l.partner_id = old.partner_id
+  AND (old.until IS NULL OR old.until < statement_timestamp() OR old.owner = %(owner)s)
+  AND EXISTS (
+    SELECT 1 FROM {delivery} d WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING')
+  )
+RETURNING old.until IS NOT NULL, EXISTS (
+    SELECT 1 FROM {delivery} f
+    WHERE f.partner_id = %(p)s AND f.state = 'FAILED' AND f.method = 'PUT'
+)
+"""
+
+_BATCH_SQL = """
+WITH lease AS (
+    UPDATE {lease} SET until = statement_timestamp() + make_interval(secs => %(seconds)s)
+    WHERE partner_id = %(p)s AND owner = %(owner)s
+    RETURNING partner_id
+), head AS (
+    SELECT d.id, d.next_attempt_at FROM {delivery} d
+    WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING')
+      AND EXISTS (SELECT 1 FROM lease)
+    ORDER BY d.id LIMIT %(limit)s
+), due AS (
+    SELECT id FROM head WHERE id < coalesce(
+        (SELECT min(id) FROM head WHERE next_attempt_at > %(now)s), 9223372036854775807
+    )
+)
+UPDATE {delivery} d SET state = 'SENDING', claim = %(claim)s
+FROM due WHERE d.id = due.id AND d.state IN ('PENDING', 'SENDING')
+RETURNING d.*
+"""
+
+_RELEASE_SQL = """
+UPDATE {lease} l SET until = NULL, owner = ''
+WHERE l.partner_id = %(p)s AND l.owner = %(owner)s
+RETURNING l.scheduled_at <= statement_timestamp(), l.scheduled_at > statement_timestamp(),
+    l.not_before, (
+    SELECT d.next_attempt_at FROM {delivery} d
+    WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING') ORDER BY d.id LIMIT 1
+)
+"""
+
+
+def _sql(template: str) -> str:
+    return template.format(
+        lease=OutboxLease._meta.db_table,
+        partner=Partner._meta.db_table,
+        endpoint=PartnerEndpoint._meta.db_table,
+        delivery=Delivery._meta.db_table,
+    )
+
+
+def _fetch(template: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(template), params)
+        return list(cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class _Opened:
+    partner: Partner  # what the client needs (id, name, token, its encoding); not saved
+    not_before: datetime | None
+    endpoints: dict[str, str]
+
+
+def _open(partner_id: int, owner: str) -> _Opened | None:
+    """The drain's first statement: clear the partner's "drain queued" flag if its lease is free
+    (or ours), and read what decides whether to send. None: the lease is held by another drain
+    (which sees the flag when it releases the lease), or there is no lease row yet."""
+    found = _fetch(_OPEN_SQL, {"p": partner_id, "owner": owner})
+    if not found:
+        return None
+    state, status, not_before, name, token, encoding, endpoints = found[0]
+    urls: dict[str, str] = {}
+    for identifier, url in json.loads(endpoints):
+        urls.setdefault(identifier, url)
+    partner = Partner(
+        pk=partner_id,
+        name=name,
+        state=state,
+        status=status,
+        outbound_token_encrypted=token,
+        token_encoding=encoding,
+    )
+    return _Opened(partner, not_before, urls)
 
 
 def drain(partner_id: int, *, owner: str | None = None) -> int:
     """Send the partner's open rows in order. Returns how many it handled. Safe to run twice.
 
     ``owner`` names this drain in the lease (the task id: a redelivered task takes over the
-    lease its killed first run left behind).
+    lease its killed first run left behind). With nothing to send it costs two statements and
+    builds no HTTP client. Rows that came in while it held the lease (its flag was set again)
+    it sends too, for a few passes; after that, or after OCPI_OUTBOX_DRAIN_SECONDS, they go
+    with its next run, queued behind the other partners' drains: meanwhile more rows come in,
+    and go in bigger batches (a drain does not chase one partner's changes one by one).
     """
     owner = owner or uuid.uuid4().hex
-    if not _claim(partner_id, owner):
-        return 0
-    sent = 0
-    retry_in: float | None = None
-    lost = False
-    try:
-        partner = Partner.objects.filter(pk=partner_id).first()
-        if partner is None:
+    result = _drain_once(partner_id, owner)
+    if result is None:
+        # No lease row yet (a drain started by hand), or another drain holds the lease.
+        if OutboxLease.objects.filter(partner_id=partner_id).exists():
             return 0
+        if not Partner.objects.filter(pk=partner_id).exists():
+            return 0
+        OutboxLease.objects.get_or_create(partner_id=partner_id)
+        result = _drain_once(partner_id, owner)
+        if result is None:
+            return 0
+    handled, again = result
+    for _ in range(IN_PLACE_PASSES - 1):
+        if not again:
+            return handled
+        result = _drain_once(partner_id, owner)
+        if result is None:
+            return handled
+        handled += result[0]
+        again = result[1]
+    if again:
+        schedule([partner_id], force=True)
+    return handled
+
+
+# Passes of one drain over rows that came in while it held the lease; then its next run is
+# queued (behind the other partners' drains, by when more rows have come in).
+IN_PLACE_PASSES = 3
+
+
+def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
+    """One pass: (rows handled, drain again). None: the lease is not ours to take."""
+    opened = _open(partner_id, owner)
+    if opened is None:
+        return None
+    if (
+        opened.partner.state != PartnerState.REGISTERED
+        or opened.partner.status != ConnectionStatus.CONNECTED
+    ):
+        partner = Partner.objects.get(pk=partner_id)
         if partner.state != PartnerState.REGISTERED:
             cancel_open(partner, f"not sent: the partner is {partner.get_state_display().lower()}")
-            return 0
-        if partner.status != ConnectionStatus.CONNECTED:
+        else:
             cancel_open(partner, not_connected(partner.status))
-            return 0
-        # The partner asked us to wait (Retry-After): nothing goes before that.
-        retry_in = asked_to_wait(partner_id)
-        if retry_in is None:
-            sent, retry_in, lost = _send_due(partner, owner)
-    finally:
-        if not lost:
+        return 0, False
+    # The partner asked us to wait (Retry-After): nothing goes before that.
+    wait = _seconds_until(opened.not_before)
+    if wait is not None:
+        schedule([partner_id], countdown=wait, force=True)
+        return 0, False
+    taken = _fetch(_TAKE_SQL, {"p": partner_id, "owner": owner, "seconds": lease_seconds()})
+    if not taken:
+        return 0, False  # nothing to send (or another drain took the lease meanwhile)
+    dirty, refused = taken[0]
+    lease = _Lease(partner_id, owner)
+    sent, lost, retry_in = 0, False, None
+    try:
+        if dirty:  # the last drain did not release the lease: it died, its rows go back
+            _put_back_dead(partner_id)
+        sent, lost, retry_in = _send_due(opened.partner, lease, opened.endpoints, bool(refused))
+    except BaseException:
+        if not lease.lost:
             _release(partner_id, owner)
-    if lost:
-        return sent
+        raise
+    if lost or lease.lost:
+        logger.warning("Outbox drain of %s lost its lease; stopping", partner_id)
+        return sent, False
+    released = _fetch(_RELEASE_SQL, {"p": partner_id, "owner": owner})
+    if not released:
+        logger.warning("Outbox drain of %s lost its lease; stopping", partner_id)
+        return sent, False  # taken over: the new owner goes on
+    asked, queued_later, not_before, head_at = released[0]
+    if retry_in is not None and retry_in < 0:
+        return sent, True  # its time is up, not its rows
     if retry_in is not None:
-        schedule([partner_id], countdown=retry_in)
-    elif Delivery.objects.open().filter(partner_id=partner_id).exists():
-        # A row committed while we released the lease: its own task may have given up.
-        schedule([partner_id])
-    return sent
+        schedule([partner_id], countdown=retry_in, force=True)
+        return sent, False
+    if head_at is not None:
+        wait = max(_seconds_until(head_at) or 0.0, _seconds_until(not_before) or 0.0)
+        if wait > 0:
+            if not queued_later:  # else the drain queued for then (a backoff) is there
+                schedule([partner_id], countdown=wait, force=True)
+            return sent, False
+        return sent, True  # due rows came in meanwhile
+    return sent, bool(asked)
+
+
+def _seconds_until(moment: datetime | None) -> float | None:
+    wait = (moment - now_utc()).total_seconds() if moment is not None else 0.0
+    return wait if wait > 0 else None
 
 
 def hold(partner_id: int, seconds: float) -> None:
@@ -337,52 +673,160 @@ def asked_to_wait(partner_id: int) -> float | None:
         .values_list("not_before", flat=True)
         .first()
     )
-    wait = (not_before - now_utc()).total_seconds() if not_before is not None else 0.0
-    return wait if wait > 0 else None
+    return _seconds_until(not_before)
 
 
-def _send_due(partner: Partner, owner: str) -> tuple[int, float | None, bool]:
-    """Send the partner's due rows in order: (how many, seconds to wait, lease lost)."""
+class _Batch:
+    """Rows claimed together and sent one by one; their successes are stored together."""
+
+    def __init__(self, rows: list[Delivery]) -> None:
+        self.rows = rows
+        self.claim = rows[0].claim if rows else None
+        self.delivered: list[Delivery] = []
+        self.done: set[int] = set()
+
+    def flush(self, *, resolve: bool) -> None:
+        """Store the delivered rows as SENT (one statement per answer status); with
+        ``resolve`` (the partner has refused PUTs) each delivered PUT resolves them."""
+        delivered, self.delivered = self.delivered, []
+        if not delivered:
+            return
+        now = now_utc()
+        if resolve:
+            for row in delivered:
+                row.sent_at = now
+                with transaction.atomic():
+                    if _finish(row, DeliveryState.SENT, "", delivered=True) and row.method == "PUT":
+                        _resolve_failed(row)
+            return
+        groups: dict[tuple[int | None, int | None], list[int]] = {}
+        for row in delivered:
+            groups.setdefault((row.http_status, row.ocpi_status), []).append(row.pk)
+        for (http_status, ocpi_status), ids in groups.items():
+            Delivery.objects.filter(
+                pk__in=ids,
+                claim=self.claim,
+                state__in=[DeliveryState.SENDING, DeliveryState.CANCELLED],
+            ).update(
+                state=DeliveryState.SENT,
+                attempts=F("attempts") + 1,
+                last_error="",
+                http_status=http_status,
+                ocpi_status=ocpi_status,
+                sent_at=now,
+                updated_at=now,
+            )
+
+    def put_back(self) -> None:
+        """Rows claimed but not sent go back to the queue, unsent (if still ours)."""
+        left = [row.pk for row in self.rows if row.pk not in self.done]
+        if left:
+            Delivery.objects.filter(
+                pk__in=left, state=DeliveryState.SENDING, claim=self.claim
+            ).update(state=DeliveryState.PENDING, claim=None, updated_at=now_utc())
+
+
+def _claim_batch(lease: _Lease) -> list[Delivery]:
+    """The next due rows, oldest first, up to the first that waits out a backoff (the rows
+    behind it wait too), taken (SENDING, a new ``claim``) in one statement that also renews
+    the lease. Empty: nothing due, or the lease was taken over."""
+    started = time.monotonic()
+    rows = list(
+        Delivery.objects.raw(
+            _sql(_BATCH_SQL),
+            {
+                "p": lease.partner_id,
+                "owner": lease.owner,
+                "seconds": lease_seconds(),
+                "limit": batch_size(),
+                "now": now_utc(),
+                "claim": uuid.uuid4(),
+            },
+        )
+    )
+    if rows:
+        lease.renewed = started
+    rows.sort(key=lambda row: row.pk)
+    return rows
+
+
+def _send_due(
+    partner: Partner, lease: _Lease, endpoints: dict[str, str], refused: bool
+) -> tuple[int, bool, float | None]:
+    """Send the partner's due rows in order, in batches: (how many, lease lost, seconds to
+    wait after a transient failure; -1: OCPI_OUTBOX_DRAIN_SECONDS are over, rows are left)."""
     sent = 0
-    with _Heartbeat(partner.pk, owner), liveness.client_for(partner) as client:
+    budget_end = time.monotonic() + float(settings.OCPI_OUTBOX_DRAIN_SECONDS)
+    urls = tuple(sorted(endpoints.items()))
+    with (
+        _Heartbeat(partner.pk, lease.owner, lease),
+        liveness.pooled_client(partner, urls=[u for _, u in urls]) as client,
+    ):
         while True:
-            if not _renew(partner.pk, owner):
-                # Taken over (we were presumed dead): the new owner goes on.
-                logger.warning("Outbox drain of %s lost its lease; stopping", partner.pk)
-                return sent, None, True
-            row = Delivery.objects.open().filter(partner_id=partner.pk).order_by("id").first()
-            if row is None:
-                return sent, None, False
-            wait = (row.next_attempt_at - now_utc()).total_seconds()
-            if wait > 0:
-                return sent, wait, False
+            batch = _Batch(_claim_batch(lease))
+            if not batch.rows:
+                return sent, False, None
+            again = False
             try:
-                retry_in = _send(partner, client, row)
+                for row in batch.rows:
+                    if not lease.held():
+                        # Taken over (we were presumed dead): the new owner goes on.
+                        batch.flush(resolve=refused)
+                        batch.put_back()
+                        return sent, True, None
+                    outcome = _send(partner, client, row, endpoints, batch, refused)
+                    batch.done.add(row.pk)
+                    if isinstance(outcome, float):
+                        # A transient failure: the rows behind wait (out of order otherwise).
+                        batch.flush(resolve=refused)
+                        batch.put_back()
+                        return sent, False, outcome
+                    sent += 1
+                    if outcome is _FAILED_PUT:
+                        refused = True
+                    elif outcome is _AGAIN:
+                        batch.flush(resolve=refused)
+                        batch.put_back()
+                        again = True
+                        break
+                batch.flush(resolve=refused)
             except BaseException:
-                # Cut short (time limit, a bug): the row goes back to the queue, unsent.
-                Delivery.objects.filter(
-                    pk=row.pk, state=DeliveryState.SENDING, claim=row.claim
-                ).update(state=DeliveryState.PENDING, claim=None, updated_at=now_utc())
+                # Cut short (time limit, a bug): what was delivered is stored; the row in flight
+                # and those behind it go back to the queue, unsent.
+                with contextlib.suppress(Exception):
+                    batch.flush(resolve=refused)
+                batch.put_back()
                 raise
-            if retry_in is not None:
-                return sent, retry_in, False
-            sent += 1
+            if not again and len(batch.rows) < batch_size():
+                return sent, False, None
+            if time.monotonic() > budget_end:
+                return sent, False, -1.0  # more to send: the next run, behind the others
 
 
-def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
-    """Send one row; the seconds to wait when it failed transiently, else None."""
-    claim = uuid.uuid4()
-    claimed = Delivery.objects.filter(pk=row.pk, state=row.state, updated_at=row.updated_at)
-    if not claimed.update(state=DeliveryState.SENDING, claim=claim):
-        return None  # folded or retried meanwhile: read it again
-    row.state, row.claim = DeliveryState.SENDING, claim
-    base = _endpoint(partner, row.module)
+_FAILED_PUT = object()  # a PUT was refused: from now on PATCHes check for refused PUTs
+_AGAIN = object()  # the row became a PUT to send next: claim again from it
+
+
+def _send(
+    partner: Partner,
+    client: OcpiClient,
+    row: Delivery,
+    endpoints: dict[str, str],
+    batch: _Batch,
+    refused: bool,
+) -> object | float | None:
+    """Send one claimed row; its outcome: None, ``_FAILED_PUT``, ``_AGAIN``, or the seconds to
+    wait after a transient failure (the partner's rows wait).
+    A delivered row is stored with its batch (``flush``); any other outcome is stored at once,
+    after the deliveries before it."""
+    base = endpoints.get(row.module)
     if base is None:
+        batch.flush(resolve=refused)
         _finish(row, DeliveryState.CANCELLED, f"the partner has no {row.module} RECEIVER endpoint")
         return None
-    if row.method == "PATCH" and row.module in current_state:
-        refused = _refused_put(row)
-        if refused is not None and not _as_put(row, f"a PUT of {refused} was refused"):
+    if refused and row.method == "PATCH" and row.module in current_state:
+        put = _refused_put(row)
+        if put is not None and not _as_put(row, f"a PUT of {put} was refused"):
             return None  # no longer ours to send, or cancelled meanwhile
     client.routing = RoutingHeaders(
         row.from_country_code or None,
@@ -395,6 +839,7 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
             body = None if row.method == "DELETE" else row.body
             reply = client.request(row.method, join_url(base, row.path), json=body)
         except PartnerError as exc:
+            batch.flush(resolve=refused)
             row.attempts += 1
             row.http_status, row.ocpi_status = exc.http_status, exc.ocpi_status
             if exc.permanent and exc.http_status != 401:
@@ -402,9 +847,11 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
                     # The partner lacks the object: send its current state in full, next.
                     if _as_put(row, "the partner does not know the object"):
                         _finish(row, DeliveryState.PENDING, f"{exc.message} Sent as a PUT.")
-                    return None
+                    return _AGAIN
                 if _finish(row, DeliveryState.FAILED, exc.message):
                     logger.warning("Delivery %s to %s failed for good: %s", row.pk, partner, exc)
+                    if row.method == "PUT":
+                        return _FAILED_PUT
                 return None
             answered = now_utc()
             delay = backoff(row.attempts)
@@ -419,10 +866,7 @@ def _send(partner: Partner, client: OcpiClient, row: Delivery) -> float | None:
             return delay
     row.attempts += 1
     row.http_status, row.ocpi_status = reply.http_status, reply.status_code
-    row.sent_at = now_utc()
-    with transaction.atomic():
-        if _finish(row, DeliveryState.SENT, "", delivered=True) and row.method == "PUT":
-            _resolve_failed(row)
+    batch.delivered.append(row)
     return None
 
 
@@ -584,7 +1028,7 @@ def retry(rows: Iterable[Delivery]) -> int:
                 update_fields=["method", "body", "state", "next_attempt_at", "updated_at", "claim"]
             )
             queued.append(row)
-        schedule(row.partner_id for row in queued)
+        schedule((row.partner_id for row in queued), force=True)
     return len(queued)
 
 
@@ -593,7 +1037,11 @@ def sweep() -> int:
 
     It changes no row: a dead drain's SENDING rows are put back by the drain it starts, under
     the lease that drain takes (here, outside any lease, a drain that took the lease between
-    two statements would have its row in flight put back). Returns how many drains it started.
+    two statements would have its row in flight put back). A partner whose drain died (its
+    lease ran out unreleased, or rows are left SENDING) gets a new drain whatever its flag
+    says; one with due rows gets one when no drain is queued, or when the one queued is
+    overdue by OCPI_OUTBOX_WAKE_STALE_SECONDS (its task was lost). Returns how many partners
+    it woke.
     """
     now = now_utc()
     busy = set(OutboxLease.objects.filter(until__gte=Now()).values_list("partner_id", flat=True))
@@ -608,9 +1056,12 @@ def sweep() -> int:
         .values_list("partner_id", flat=True)
         .distinct()
     )
+    expired = set(OutboxLease.objects.filter(until__lt=Now()).values_list("partner_id", flat=True))
     # Partners that asked us to wait (Retry-After) are woken by the drain scheduled for then.
     busy |= set(OutboxLease.objects.filter(not_before__gt=now).values_list("partner_id", flat=True))
-    wake = (dead | due) - busy
+    wake_ids = (dead | due) - busy
+    restart = wake_ids & (dead | expired)
     with transaction.atomic():
-        schedule(wake)
-    return len(wake)
+        schedule(restart, force=True)
+        schedule(wake_ids - restart, stale_after=float(settings.OCPI_OUTBOX_WAKE_STALE_SECONDS))
+    return len(wake_ids)

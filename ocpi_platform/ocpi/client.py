@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -266,6 +268,13 @@ def _is_ocpi_envelope(body: Any) -> bool:
     return isinstance(code, int) and not isinstance(code, bool) and isinstance(timestamp, str)
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing (``Set-Cookie`` of an answer is ignored)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 class OcpiClient:
     """Calls one partner with one token. Use as a context manager, or call ``close()``."""
 
@@ -307,6 +316,9 @@ class OcpiClient:
             trust_env=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
+        # OCPI is stateless (the Token header): a partner's cookies are never sent back. Not
+        # parsing them into a jar also saves a large part of the client's CPU per request.
+        self._http._cookies = _NoCookies()
 
     def __enter__(self) -> OcpiClient:
         return self
@@ -461,7 +473,9 @@ class OcpiClient:
             self._notify(sent, exc.ocpi_status, exc.message)
             raise
         self._notify(sent, reply.status_code, "")
-        logger.info(
+        # DEBUG: every call is in the request journal; a log line per push costs the worker
+        # a noticeable share of its CPU at thousands of pushes a second.
+        logger.debug(
             "OCPI %s %s -> HTTP %s, %s",
             method,
             redact_url(url),
@@ -670,3 +684,92 @@ def _reread_url(
         return None
     before_url, before_params = previous
     return str(httpx.URL(before_url).copy_merge_params(dict(before_params or {})))
+
+
+# --- pooled clients ------------------------------------------------------------------------------
+
+
+def client_settings() -> tuple[Any, ...]:
+    """What a client is built from besides its own arguments: the URL policy, the injected
+    transport (tests), the environment's proxies and the timeouts. A pooled client built under
+    other settings is not reused."""
+    from .urlpolicy import environment_proxies
+
+    return (
+        current(),
+        id(_transport.get()),
+        tuple(sorted(environment_proxies().items())),
+        settings.OCPI_HTTP_CONNECT_TIMEOUT,
+        settings.OCPI_HTTP_READ_TIMEOUT,
+    )
+
+
+class ClientPool:
+    """Clients kept between calls, one per key (a partner), with their keep-alive connections.
+
+    ``checkout`` lends the key's client when it was built with the same ``fingerprint`` (the
+    token, the URLs, ``client_settings()``...); otherwise the old one is closed and a new one is
+    built. A client is lent to one caller at a time (it is taken out of the pool meanwhile); a
+    call that fails with anything but a ``PartnerError`` closes it (its connection may be
+    half-used). At most ``size`` clients are kept, the least recently used are closed. A forked
+    child process starts with an empty pool (the parent's sockets are not its own).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._clients: dict[Any, tuple[Any, OcpiClient]] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _take(self, key: Any) -> tuple[Any, OcpiClient] | None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._clients, self._pid = {}, os.getpid()
+            return self._clients.pop(key, None)
+
+    @contextmanager
+    def checkout(
+        self, key: Any, fingerprint: Any, build: Callable[[], OcpiClient]
+    ) -> Iterator[OcpiClient]:
+        entry = self._take(key)
+        if entry is not None and entry[0] != fingerprint:
+            entry[1].close()  # the partner's token or URL changed, or the settings did
+            entry = None
+        client = entry[1] if entry is not None else build()
+        try:
+            yield client
+        except PartnerError:
+            self._give_back(key, fingerprint, client)
+            raise
+        except BaseException:
+            client.close()
+            raise
+        self._give_back(key, fingerprint, client)
+
+    def _give_back(self, key: Any, fingerprint: Any, client: OcpiClient) -> None:
+        client.routing = None
+        evicted: list[OcpiClient] = []
+        with self._lock:
+            if self._pid != os.getpid() or key in self._clients:
+                evicted.append(client)
+            else:
+                self._clients[key] = (fingerprint, client)
+                while len(self._clients) > self.size:
+                    oldest = next(iter(self._clients))
+                    evicted.append(self._clients.pop(oldest)[1])
+        for old in evicted:
+            old.close()
+
+    def discard(self, key: Any) -> None:
+        entry = self._take(key)
+        if entry is not None:
+            entry[1].close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            entries, self._clients = list(self._clients.values()), {}
+        for _, client in entries:
+            client.close()
+
+    def __len__(self) -> int:
+        return len(self._clients)

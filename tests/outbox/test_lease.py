@@ -143,15 +143,20 @@ def test_the_task_redelivered_by_the_broker_takes_over_its_own_lease_at_once(ems
 
 
 def test_a_drain_whose_lease_was_taken_over_stops_and_leaves_the_new_lease(
-    emsp, fake, django_capture_on_commit_callbacks
+    emsp, fake, django_capture_on_commit_callbacks, settings
 ):
-    """Presumed dead (no renewal for a lease), it comes back: another drain owns the partner."""
+    """Presumed dead (no renewal for a lease), it comes back: another drain owns the partner.
+
+    A drain renews its lease with each batch, and before a row once a third of the lease has
+    passed since (the heartbeat too, while a request runs): it finds the lease taken then."""
+    settings.OCPI_OUTBOX_LEASE_SECONDS = 1.0
     ours("LOC1")
     ours("LOC2")
     until = now_utc() + timedelta(seconds=60)
 
     def taken_over(request: httpx.Request) -> None:
         OutboxLease.objects.filter(partner=emsp.partner).update(owner="new-owner", until=until)
+        time.sleep(outbox.lease_seconds() / 3 + 0.05)  # no renewal meanwhile that it knows of
 
     with (
         use_transport(hooked(fake, taken_over)),
