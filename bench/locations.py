@@ -332,7 +332,8 @@ def free_port() -> int:
 
 
 def server_env(db_name: str, port: int, data_dir: Path) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "USER")
+    # OCPI_JOURNAL passes through: OCPI_JOURNAL=false measures the hot paths without the journal.
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "USER", "OCPI_JOURNAL")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     fernet_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     env.update(
