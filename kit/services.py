@@ -13,7 +13,7 @@ Every write stores the rendered JSON, from which reads are served.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -269,22 +269,29 @@ def _insert(obj: OcpiObject, retry: bool) -> None:
 # --- a page of a partner's objects at once (the pull) ----------------------------------------
 
 PageItem = tuple[ObjectKey, Any]
+# A page's objects to write at once: upper-case key -> (position in the page, key, validated).
+Ready = dict[tuple[str, str, str, str], tuple[int, ObjectKey, dict[str, Any]]]
 
 
-def put_page(spec: ModuleSpec, items: Sequence[PageItem], *, owner: int) -> list[OcpiError | None]:
-    """Store a page of a partner's objects as their PUTs would (``put`` with ``owner``), in one
-    transaction and a few statements whatever the page size: each validated, the newest
-    ``last_updated`` winning under the rows' locks, an object of another owner refused, an
-    unchanged one not written again. Per item: None (stored, or older than ours) or the error
-    that rejected it. A key met twice in the page, and every object of a page whose insert
-    meets a concurrent writer (a push of the same object), go through ``put`` one by one."""
+def store_page(
+    items: Sequence[PageItem],
+    *,
+    check: Callable[[ObjectKey, Any], dict[str, Any]],
+    write: Callable[[Ready, list[OcpiError | None]], None],
+    put_one: Callable[[ObjectKey, Any], object],
+) -> list[OcpiError | None]:
+    """Store a page of a partner's objects (the pull) in one transaction: ``check`` validates
+    one object (OcpiError rejects it), ``write`` stores the valid ones at once (recording a
+    rejection in ``results``), ``put_one`` stores one as its PUT would. A key met twice in the
+    page, and every object of a page whose insert meets a concurrent writer (a push of the same
+    object), go through ``put_one``, which compares with the winner. Per item: None (stored, or
+    older than ours) or the error that rejected it."""
     results: list[OcpiError | None] = [None] * len(items)
-    ready: dict[tuple[str, str, str, str], tuple[int, ObjectKey, dict[str, Any]]] = {}
+    ready: Ready = {}
     one_by_one: list[int] = []
     for index, (key, data) in enumerate(items):
         try:
-            validated = validate(spec, data, partial=False, key=key)
-            check_ids(spec, key, validated)
+            validated = check(key, data)
         except OcpiError as exc:
             results[index] = exc
             continue
@@ -296,13 +303,13 @@ def put_page(spec: ModuleSpec, items: Sequence[PageItem], *, owner: int) -> list
         if ready:
             try:
                 with transaction.atomic():
-                    _write_page(spec, ready, owner, results)
-            except IntegrityError:  # created meanwhile by a push: let ``put`` sort it out
+                    write(ready, results)
+            except IntegrityError:  # created meanwhile by a push: one by one
                 one_by_one.extend(index for index, _, _ in ready.values())
         for index in sorted(one_by_one):
             key, data = items[index]
             try:
-                put(spec, key, data, owner=owner)
+                put_one(key, data)
             except OcpiError as exc:
                 results[index] = exc
             else:
@@ -310,11 +317,27 @@ def put_page(spec: ModuleSpec, items: Sequence[PageItem], *, owner: int) -> list
     return results
 
 
+def put_page(spec: ModuleSpec, items: Sequence[PageItem], *, owner: int) -> list[OcpiError | None]:
+    """A page of a partner's objects stored as their PUTs would (``put`` with ``owner``), in a
+    few statements whatever the page size (``store_page``): the newest ``last_updated`` wins
+    under the rows' locks, an object of another owner is refused, an unchanged one is not
+    written again."""
+
+    def check(key: ObjectKey, data: Any) -> dict[str, Any]:
+        validated = validate(spec, data, partial=False, key=key)
+        check_ids(spec, key, validated)
+        return validated
+
+    return store_page(
+        items,
+        check=check,
+        write=lambda ready, results: _write_page(spec, ready, owner, results),
+        put_one=lambda key, data: put(spec, key, data, owner=owner),
+    )
+
+
 def _write_page(
-    spec: ModuleSpec,
-    ready: dict[tuple[str, str, str, str], tuple[int, ObjectKey, dict[str, Any]]],
-    owner: int,
-    results: list[OcpiError | None],
+    spec: ModuleSpec, ready: Ready, owner: int, results: list[OcpiError | None]
 ) -> None:
     objects = spec.model.objects
     ids = sorted({upper[2] for upper in ready})

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
-
+from kit.services import Ready, store_page
 from kit.spec import ObjectKey
 from ocpi_platform.db.bulk import update_rows
 from ocpi_platform.ocpi.errors import InvalidParameters, OcpiError
@@ -29,67 +28,48 @@ from .models import Connector, Evse, Location
 from .paths import ObjectPath
 from .render import CONNECTOR_FIELDS, EVSE_FIELDS, LOCATION_FIELDS, assign, dumps, render_tree
 
-Upper = tuple[str, str, str]
-Ready = dict[Upper, tuple[int, ObjectPath, dict[str, Any]]]
 Tree = tuple[Location, list[tuple[Evse, list[Connector]]]]
 
 
 def put_page(owner: int, items: Sequence[tuple[ObjectKey, Any]]) -> list[OcpiError | None]:
     """Per item: None (stored, or older than what we hold) or the error that rejected it."""
-    results: list[OcpiError | None] = [None] * len(items)
-    ready: Ready = {}
-    one_by_one: list[int] = []
-    for index, (key, data) in enumerate(items):
-        path = ObjectPath(key.country_code, key.party_id, key.object_id)
-        try:
-            validated = services.validate_object("location", data)
-            services.check_ids(path, validated)
-        except OcpiError as exc:
-            results[index] = exc
-            continue
-        upper = (key.country_code.upper(), key.party_id.upper(), key.object_id.upper())
-        if upper in ready:
-            one_by_one.append(index)
-        else:
-            ready[upper] = (index, path, validated)
-    with transaction.atomic():
-        if ready:
-            try:
-                with transaction.atomic():
-                    _write(ready, owner, results)
-            except IntegrityError:
-                one_by_one.extend(index for index, _, _ in ready.values())
-        for index in sorted(one_by_one):
-            key, data = items[index]
-            try:
-                services.put(
-                    ObjectPath(key.country_code, key.party_id, key.object_id), data, owner=owner
-                )
-            except OcpiError as exc:
-                results[index] = exc
-            else:
-                results[index] = None
-    return results
+
+    def check(key: ObjectKey, data: Any) -> dict[str, Any]:
+        validated = services.validate_object("location", data)
+        services.check_ids(_path(key), validated)
+        return validated
+
+    return store_page(
+        items,
+        check=check,
+        write=lambda ready, results: _write(ready, owner, results),
+        put_one=lambda key, data: services.put(_path(key), data, owner=owner),
+    )
+
+
+def _path(key: ObjectKey) -> ObjectPath:
+    return ObjectPath(key.country_code, key.party_id, key.object_id)
 
 
 def _write(ready: Ready, owner: int, results: list[OcpiError | None]) -> None:
     ids = sorted({upper[2] for upper in ready})
     held = {
-        (loc.cc_upper, loc.pid_upper, loc.id_upper): loc
+        (loc.cc_upper, loc.pid_upper, loc.id_upper, ""): loc
         for loc in Location.objects.filter(partner_id=owner, id_upper__in=ids)
         .order_by("pk")
         .select_for_update()
     }
-    others = set(
-        Location.objects.exclude(partner_id=owner)
+    others = {  # the kit's keys: locations have no type
+        (cc, pid, ident, "")
+        for cc, pid, ident in Location.objects.exclude(partner_id=owner)
         .filter(id_upper__in=ids)
         .values_list("cc_upper", "pid_upper", "id_upper")
-    )
+    }
     trees: list[Tree] = []
-    for upper, (index, path, data) in ready.items():
+    for upper, (index, key, data) in ready.items():
         location = held.get(upper)
         if location is None and upper in others:
-            results[index] = InvalidParameters(f"Location {path} belongs to another owner.")
+            results[index] = InvalidParameters(f"Location {_path(key)} belongs to another owner.")
             continue
         if location is not None and location.last_updated > data["last_updated"]:
             continue  # we hold a newer version: not applied (as a stale PUT)
