@@ -109,6 +109,14 @@ else:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend whose health check skips a connection that worked a moment ago.
         DATABASES["default"]["ENGINE"] = "ocpi_platform.db.postgresql"
+        # Django turns psycopg's prepared statements off (prepare_threshold None). Only the
+        # hot-path reads that ask for one (ocpi_platform/db/prepared.py) are prepared: the
+        # threshold of the automatic ones is out of reach. Behind a pooler in transaction mode
+        # (PgBouncer before 1.21) set DATABASE_PREPARED_STATEMENTS=false.
+        if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+                "prepare_threshold", 2**31 - 1
+            )
 # A connection that worked in a request that ended less than this many seconds ago is not
 # asked SELECT 1 before the next one (ocpi_platform/db/postgresql/base.py).
 DATABASE_HEALTH_CHECK_IDLE_SECONDS = env.float("DATABASE_HEALTH_CHECK_IDLE_SECONDS", default=1.0)

@@ -10,11 +10,13 @@ a token that may no longer charge has ``valid = false``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
 
 from kit.models import OcpiObject
+from ocpi_platform.db.prepared import fetch_one
 
 from .schema import WHITELIST_TYPES
 
@@ -30,18 +32,21 @@ if tuple(Whitelist.values) != WHITELIST_TYPES:  # one list of the enum, in schem
     raise RuntimeError("Whitelist and schema.WHITELIST_TYPES differ")
 
 
-_LOOKUP_COLUMNS = (
-    "id",
-    "partner_id",
-    "country_code",
-    "party_id",
-    "object_id",
-    "object_type",
-    "valid",
-    "whitelist",
-    "contract_id",
-    "last_updated",
-    "ocpi_json",
+# What an authorization reads of a token (the rest of the row is deferred).
+_LOOKUP_FIELDS = frozenset(
+    {
+        "id",
+        "partner_id",
+        "country_code",
+        "party_id",
+        "object_id",
+        "object_type",
+        "valid",
+        "whitelist",
+        "contract_id",
+        "last_updated",
+        "ocpi_json",
+    }
 )
 
 
@@ -80,10 +85,11 @@ class Token(OcpiObject):
     ) -> Token | None:
         """The token (uid, type), ours or a partner's copy (the newest if several eMSPs use
         the uid), of ``party`` when given: one indexed query, no ORM compilation (the
-        real-time authorization path; see bench/tokens.py)."""
+        real-time authorization path; see bench/tokens.py), prepared once per connection."""
+        columns = cls._lookup_columns()
         # Only the table name and a constant are formatted in; the values are parameters.
         sql = (
-            f"SELECT {', '.join(_LOOKUP_COLUMNS)} FROM {cls._meta.db_table} "  # noqa: S608
+            f"SELECT {', '.join(columns)} FROM {cls._meta.db_table} "  # noqa: S608
             f"WHERE id_upper = %s AND object_type = %s AND partner_id IS "
             f"{'NULL' if ours else 'NOT NULL'}"
         )
@@ -92,12 +98,16 @@ class Token(OcpiObject):
             sql += " AND cc_upper = %s AND pid_upper = %s"
             params += [party[0].upper(), party[1].upper()]
         sql += " ORDER BY last_updated DESC LIMIT 1"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        row = fetch_one(sql, params)
         if row is None:
             return None
-        return cls(**dict(zip(_LOOKUP_COLUMNS, row, strict=True)))
+        return cls.from_db(connection.alias, columns, row)
+
+    @classmethod
+    @cache
+    def _lookup_columns(cls) -> tuple[str, ...]:
+        # In the model's field order: from_db() takes the values of a partial row in that order.
+        return tuple(f.column for f in cls._meta.concrete_fields if f.attname in _LOOKUP_FIELDS)
 
     @property
     def uid(self) -> str:
