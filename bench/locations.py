@@ -730,7 +730,14 @@ class Load:
         name: str,
         requests: Callable[[int], Iterator[Request]],
         server: Server,
+        rate: float = 0.0,
     ) -> Phase:
+        """One phase. Closed loop by default: each connection sends its next request when the
+        last one is answered (the server's saturation throughput; latency there is
+        connections / throughput, whatever the server does). With ``rate`` (requests/s) it is
+        an open loop: the connections send on a fixed schedule that adds up to ``rate``, and a
+        request's latency counts from the time it was due, so that a slow answer delays what
+        follows and is not hidden (no coordinated omission). That is the latency at a load."""
         phase = Phase(name)
         duration, warmup = self.args.duration, self.args.warmup
         loop = asyncio.get_running_loop()
@@ -765,9 +772,17 @@ class Load:
             # staggered times) spreads the load over the workers as many partners' would.
             renew = self.args.reconnect
             opened = start - renew * number / self.args.concurrency
+            interval = self.args.concurrency / rate if rate else 0.0
+            due = start + interval * number / self.args.concurrency
             try:
                 for variant, method, target, headers, body, check in requests(number):
-                    began = loop.time()
+                    if interval:
+                        if due >= stop_at:
+                            break
+                        await asyncio.sleep(max(0.0, due - loop.time()))
+                        began, due = due, due + interval
+                    else:
+                        began = loop.time()
                     if began >= stop_at:
                         break
                     if renew and began - opened >= renew:

@@ -19,7 +19,13 @@ checks and the CPU accounting):
        tokens (the bytes of the real first page), no DRF, no authentication, no query;
    (b) the sender list, ``limit=50`` at random offsets (full pages);
    (c) ``POST /ocpi/2.2.1/sender/tokens/{uid}/authorize`` with LocationReferences, random
-       valid tokens (ALLOWED with an authorization_reference) and one in 20 blocked;
+       valid tokens (ALLOWED with an authorization_reference) and one in 20 blocked, twice:
+       saturated (closed loop: every connection sends its next request as soon as it has the
+       answer; the throughput the server reaches) and at 500 requests/s offered (open loop:
+       the connections send on a fixed schedule, and each latency counts from the time the
+       request was due, so a slow answer delays the ones after it and shows). The p99 target
+       is read at the offered load: in a closed loop the latency is connections / throughput
+       (16 / 500 = 32 ms at the median) whatever the server does;
 3. the pull: a second database ``ocpi_bench_tokens_cpo`` plays the CPO DE/PCP: migrated, with
    the server as its registered eMSP partner, and ``manage.py ocpi_pull tokens bench-emsp
    --full`` reads all N tokens over HTTP (pages of OCPI_PAGE_LIMIT) and stores them through
@@ -27,7 +33,8 @@ checks and the CPU accounting):
 4. the CPO's local decision: in that CPO database, ``tokens.realtime.authorize_at_charge_point``
    of ALWAYS tokens, called in process (one per call: the lookup, the decision, the JSON);
 5. prints the figures and PASS/FAIL against the targets: list >= 50 % of the ceiling,
-   authorize >= 500/s with p99 <= 50 ms, local decision <= 1 ms per call, pull <= 30 s.
+   authorize >= 500/s saturated and, at 500/s offered, all of it served with p99 <= 50 ms,
+   local decision <= 1 ms per call, pull <= 30 s.
 
 Exit status: 0 valid and every target met, 1 invalid run (errors), 2 a target missed.
 """
@@ -297,6 +304,11 @@ async def measure(
         phase = await load.run(name, requests, server)
         phases[name] = phase
         print(f"  {phase.rate:,.0f} req/s, {len(phase.errors)} errors", flush=True)
+    # The latency at the target load: an open loop at AUTHORIZE_TARGET requests/s.
+    print(f"- authorize at {args.rate:g}/s: {args.warmup:g} s warm-up + {args.duration:g} s ...")
+    phase = await load.run("authorize_at_rate", load.authorizations, server, rate=args.rate)
+    phases["authorize_at_rate"] = phase
+    print(f"  {phase.rate:,.0f} req/s, {len(phase.errors)} errors", flush=True)
     return phases
 
 
@@ -316,6 +328,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reconnect", type=float, default=1.0, help="renew connections (1 s)")
     parser.add_argument("--db-name", default="ocpi_bench_tokens", help="database name")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=AUTHORIZE_TARGET,
+        help=f"authorizations/s of the open-loop phase ({AUTHORIZE_TARGET:g})",
+    )
     parser.add_argument("--stage", choices=("emsp", "cpo", "local"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--server-url", help=argparse.SUPPRESS)
@@ -353,14 +371,23 @@ def cpo_env(server: dict[str, str], db_name: str) -> dict[str, str]:
 
 
 def report(
-    phases: dict[str, Phase], pull: dict[str, Any], local: dict[str, Any], context: list[str]
+    phases: dict[str, Phase],
+    pull: dict[str, Any],
+    local: dict[str, Any],
+    context: list[str],
+    rate: float = AUTHORIZE_TARGET,
 ) -> int:
     ceiling, listing, authorize = phases["ceiling"], phases["list"], phases["authorize"]
+    at_rate = phases["authorize_at_rate"]
     ratio = listing.rate / ceiling.rate if ceiling.rate else 0.0
-    p99 = percentile(authorize.latencies(), 0.99)
+    p99 = percentile(at_rate.latencies(), 0.99)
     verdicts = {
         "list": ratio >= LIST_TARGET,
-        "authorize": authorize.rate >= AUTHORIZE_TARGET and p99 <= AUTHORIZE_P99,
+        "authorize": authorize.rate >= AUTHORIZE_TARGET,
+        # The offered load was served (a server falling behind answers fewer) within the p99.
+        "at_rate": rate >= AUTHORIZE_TARGET
+        and at_rate.rate >= 0.98 * rate
+        and p99 <= AUTHORIZE_P99,
         "local": local["mean"] <= LOCAL_TARGET,
         "pull": pull["seconds"] <= PULL_TARGET and pull["stored"] == pull["expected"],
     }
@@ -375,7 +402,8 @@ def report(
     for label, phase, target in (
         ("ceiling (precomputed page of 50)", ceiling, ""),
         ("sender list, limit 50", listing, f"{ratio:.0%} of ceiling (>= 50 %) {ok('list')}"),
-        ("authorize (real HTTP)", authorize, f">= 500/s, p99 <= 50 ms {ok('authorize')}"),
+        ("authorize, saturated", authorize, f">= 500/s {ok('authorize')}"),
+        (f"authorize, {rate:,.0f}/s offered", at_rate, f"p99 <= 50 ms {ok('at_rate')}"),
     ):
         values = phase.latencies()
         print(
@@ -485,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             f"threads; client: raw asyncio, {args.concurrency} connections, "
             f"{args.warmup:g} s warm-up + {args.duration:g} s per phase",
         ]
-        return report(phases, pull, local, context)
+        return report(phases, pull, local, context, rate=args.rate)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130

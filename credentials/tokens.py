@@ -5,7 +5,6 @@ No function here logs or returns a token value inside a message.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -43,7 +42,7 @@ def generate_token() -> str:
 
 def digest(token: str) -> str:
     key = settings.OCPI_TOKEN_HMAC_KEY.encode("utf-8")
-    return hmac.new(key, token.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, token.encode("utf-8"), "sha256").hex()  # hmac.new's, in one C call
 
 
 def hint(token: str) -> str:

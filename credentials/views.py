@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from ocpi_platform.ocpi import registry
 from ocpi_platform.ocpi.envelope import ocpi_response
@@ -15,11 +14,12 @@ from ocpi_platform.ocpi.permissions import (
     presented_token,
     principal_of,
 )
+from ocpi_platform.ocpi.views import OcpiView
 
 from . import handshake
 
 
-class VersionListView(APIView):
+class VersionListView(OcpiView):
     """GET versions: the versions we support and their details URLs."""
 
     permission_classes = [VersionsAccess]
@@ -28,7 +28,7 @@ class VersionListView(APIView):
         return ocpi_response([{"version": registry.VERSION, "url": registry.version_details_url()}])
 
 
-class VersionDetailView(APIView):
+class VersionDetailView(OcpiView):
     """GET version details: every endpoint the registered modules serve."""
 
     permission_classes = [VersionsAccess]
@@ -48,7 +48,7 @@ def _offer(request: Request) -> handshake.Offer:
     return handshake.parse_offer(request.data, source="Invalid credentials")
 
 
-class CredentialsView(APIView):
+class CredentialsView(OcpiView):
     """Credentials: GET any time; POST registers (token A); PUT updates; DELETE unregisters."""
 
     permission_classes = [CredentialsAccess]

@@ -11,13 +11,13 @@ from typing import Any
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import ocpi_response, one_object
 from ocpi_platform.ocpi.errors import NotFound
 from ocpi_platform.ocpi.fields import check_url_ids
 from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.permissions import principal_of
+from ocpi_platform.ocpi.views import OcpiView
 
 from . import services
 
@@ -33,7 +33,7 @@ def _check_party(country_code: str, party_id: str) -> None:
     check_url_ids({"country_code": country_code, "party_id": party_id}, _url_id_rules())
 
 
-class ReceiverView(APIView):
+class ReceiverView(OcpiView):
     """GET and PUT of the ClientInfo of one party behind the calling hub."""
 
     def get(self, request: Request, country_code: str, party_id: str) -> Response:
@@ -55,7 +55,7 @@ class ReceiverView(APIView):
         return ocpi_response(message=outcome.message, http_status=201 if outcome.created else 200)
 
 
-class ReceiverRootView(APIView):
+class ReceiverRootView(OcpiView):
     """The endpoint itself: ClientInfo objects live under /{country_code}/{party_id}."""
 
     def get(self, request: Request) -> Response:
@@ -64,7 +64,7 @@ class ReceiverRootView(APIView):
     put = get
 
 
-class SenderListView(APIView):
+class SenderListView(OcpiView):
     """GET the ClientInfo of our connections (we are the hub), paginated."""
 
     def get(self, request: Request) -> HttpResponse:

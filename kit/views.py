@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response
 from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
@@ -20,6 +19,7 @@ from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.parties import Party
 from ocpi_platform.ocpi.permissions import principal_of
+from ocpi_platform.ocpi.views import OcpiView
 
 from . import listing, services
 from .spec import ModuleSpec, ObjectKey
@@ -58,7 +58,7 @@ def object_type(request: Request, spec: ModuleSpec) -> str:
     return kind
 
 
-class _ModuleView(APIView):
+class _ModuleView(OcpiView):
     spec: ClassVar[ModuleSpec | None] = None
 
     @property

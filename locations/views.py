@@ -11,7 +11,6 @@ from typing import Any
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response
 from ocpi_platform.ocpi.errors import NotFound
@@ -21,6 +20,7 @@ from ocpi_platform.ocpi.pagination import page_headers, page_request
 from ocpi_platform.ocpi.parties import Party
 from ocpi_platform.ocpi.permissions import principal_of
 from ocpi_platform.ocpi.types import Role
+from ocpi_platform.ocpi.views import OcpiView
 
 from . import listing, schema, services
 from .paths import ObjectPath, receiver_path
@@ -51,7 +51,7 @@ def _addressed_party(request: Request) -> Party | None:
     return None
 
 
-class SenderListView(APIView):
+class SenderListView(OcpiView):
     """GET our shared locations, paginated (offset, limit, date_from, date_to)."""
 
     def get(self, request: Request) -> HttpResponse:
@@ -62,7 +62,7 @@ class SenderListView(APIView):
         return raw_data_response("[" + ",".join(rows) + "]", headers=headers)
 
 
-class SenderObjectView(APIView):
+class SenderObjectView(OcpiView):
     """GET one of our locations, EVSEs or connectors by id."""
 
     def get(
@@ -84,7 +84,7 @@ def _body(request: Request) -> dict[str, Any]:
     return one_object(request.data)
 
 
-class ReceiverView(APIView):
+class ReceiverView(OcpiView):
     """GET, PUT, PATCH of a partner's location, EVSE or connector (client owned objects)."""
 
     def _path(self, request: Request, **kwargs: str | None) -> tuple[ObjectPath, int]:
@@ -132,5 +132,5 @@ class ReceiverView(APIView):
         return ocpi_response(message=outcome.message, headers=_routing(request))
 
 
-class ReceiverRootView(APIView):
+class ReceiverRootView(OcpiView):
     """The receiver endpoint itself: objects live under /{country_code}/{party_id}/{id}."""

@@ -9,7 +9,6 @@ from typing import Any
 from django.http import HttpResponse, QueryDict
 from rest_framework import serializers
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from ocpi_platform.ocpi.envelope import describe_validation_errors, raw_data_response
 from ocpi_platform.ocpi.errors import Forbidden, InvalidParameters
@@ -17,6 +16,7 @@ from ocpi_platform.ocpi.fields import check_url_ids
 from ocpi_platform.ocpi.headers import RoutingHeaders
 from ocpi_platform.ocpi.permissions import principal_of
 from ocpi_platform.ocpi.types import Role
+from ocpi_platform.ocpi.views import OcpiView
 
 from . import authorization, schema
 
@@ -51,7 +51,7 @@ def location_references(request: Request) -> dict[str, Any] | None:
         raise InvalidParameters(f"The LocationReferences are not valid: {why}.") from None
 
 
-class AuthorizeView(APIView):
+class AuthorizeView(OcpiView):
     """POST: the AuthorizationInfo of one of our tokens for a CPO's charge point."""
 
     def post(self, request: Request, uid: str) -> HttpResponse:

@@ -7,8 +7,8 @@ that log lines can name it.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,7 +26,13 @@ current_correlation_id: ContextVar[str | None] = ContextVar("ocpi_correlation_id
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random UUID (version 4) as text, like ``str(uuid.uuid4())`` at half its cost (two per
+    request on the hot paths)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _clean(value: str | None) -> str | None:
@@ -54,8 +60,9 @@ class OcpiHeadersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = _clean(request.headers.get(REQUEST_ID)) or new_id()
-        correlation_id = _clean(request.headers.get(CORRELATION_ID)) or new_id()
+        meta = request.META  # the WSGI names: no header mapping built for two headers
+        request_id = _clean(meta.get("HTTP_X_REQUEST_ID")) or new_id()
+        correlation_id = _clean(meta.get("HTTP_X_CORRELATION_ID")) or new_id()
         request.ocpi_request_id = request_id  # type: ignore[attr-defined]
         request.ocpi_correlation_id = correlation_id  # type: ignore[attr-defined]
         rid = current_request_id.set(request_id)

@@ -44,8 +44,9 @@ def check_from_party(request: Request, principal: PartnerPrincipal) -> None:
     may be named by a hub. Configuration modules ignore routing headers (they are not used
     there), and so do the versions and credentials endpoints, where token A has no parties yet.
     """
-    country_code = (request.headers.get("OCPI-from-country-code") or "").strip()
-    party_id = (request.headers.get("OCPI-from-party-id") or "").strip()
+    meta = request.META  # the WSGI names: no header mapping built for two headers
+    country_code = (meta.get("HTTP_OCPI_FROM_COUNTRY_CODE") or "").strip()
+    party_id = (meta.get("HTTP_OCPI_FROM_PARTY_ID") or "").strip()
     if not country_code and not party_id:
         return
     if not (country_code and party_id):

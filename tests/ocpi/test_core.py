@@ -287,3 +287,18 @@ def test_parties_parse_and_normalise():
 def test_invalid_parties_are_refused(text):
     with pytest.raises(ValueError):  # noqa: PT011
         parse_parties(text)
+
+
+def test_new_ids_are_random_version_4_uuids():
+    import uuid
+
+    from ocpi_platform.ocpi.headers import new_id
+
+    ids = {new_id() for _ in range(1000)}
+
+    assert len(ids) == 1000
+    for value in list(ids)[:50]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
