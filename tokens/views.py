@@ -6,11 +6,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from django.http import HttpResponse, QueryDict
+from django.http import HttpResponse
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from ocpi_platform.ocpi.envelope import describe_validation_errors, raw_data_response
+from ocpi_platform.ocpi.envelope import describe_validation_errors, raw_data_response, read_json
 from ocpi_platform.ocpi.errors import Forbidden, InvalidParameters
 from ocpi_platform.ocpi.fields import check_url_ids
 from ocpi_platform.ocpi.headers import RoutingHeaders
@@ -39,10 +39,8 @@ def token_type_of(request: Request) -> str:
 
 def location_references(request: Request) -> dict[str, Any] | None:
     """The optional LocationReferences body (None without a body): 2001 naming the field."""
-    data = request.data
-    if data is None or isinstance(data, QueryDict):
-        return None
-    if isinstance(data, dict) and not data and not int(request.META.get("CONTENT_LENGTH") or 0):
+    data = read_json(request._request)  # the real-time path: no DRF parser selection
+    if data is None:
         return None
     try:
         return schema.validate_location_references(data)
