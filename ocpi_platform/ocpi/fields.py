@@ -18,7 +18,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from django.core import validators
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from .envelope import describe_validation_errors
 from .errors import InvalidParameters
@@ -239,6 +242,30 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
+_PLAIN_VALIDATORS = (
+    validators.MaxLengthValidator,
+    ProhibitNullCharactersValidator,
+    ProhibitSurrogateCharactersValidator,
+)
+
+
+def _plainly_valid(rule: serializers.Field[Any, Any, Any, Any], value: str) -> bool:
+    """What almost every id in a URL is, decided without DRF's validation machinery: a
+    CiString of printable ASCII within its length (no control character, NUL or surrogate can
+    be in it), or an enum value exactly as listed. Anything else (and every other kind of rule)
+    takes the rule's own validation, and its message."""
+    kind = type(rule)
+    if kind is StrictChoice:
+        return value in rule.choices  # type: ignore[attr-defined]
+    if kind is not CiString or not isinstance(value, str):
+        return False
+    if rule.min_length is not None or rule.max_length is None:  # type: ignore[attr-defined]
+        return False
+    if not all(isinstance(v, _PLAIN_VALIDATORS) for v in rule.validators):
+        return False
+    return 0 < len(value) <= rule.max_length and is_printable_ascii(value, allow_space=True)  # type: ignore[attr-defined]
+
+
 def check_url_ids(
     ids: Mapping[str, str | None], rules: Mapping[str, serializers.Field[Any, Any, Any, Any]]
 ) -> None:
@@ -247,7 +274,7 @@ def check_url_ids(
     character, too long, not ASCII...)."""
     for name, value in ids.items():
         rule = rules.get(name)
-        if value is None or rule is None:
+        if value is None or rule is None or _plainly_valid(rule, value):
             continue
         try:
             rule.run_validation(value)
