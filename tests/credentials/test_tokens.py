@@ -64,3 +64,16 @@ def test_a_generated_token_never_starts_with_a_dash(monkeypatch):
     monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda n: next(drawn))
 
     assert tokens.generate_token() == "fine-token"
+
+
+def test_the_token_digest_is_the_hmac_sha256_of_the_key_in_use(settings):
+    import hashlib
+    import hmac
+
+    from credentials.tokens import digest
+
+    for key in ("first-key-" * 5, "second-key-" * 5):
+        settings.OCPI_TOKEN_HMAC_KEY = key
+        for token in ("abc", "x" * 64, "ümlaut"):
+            expected = hmac.new(key.encode(), token.encode(), hashlib.sha256).hexdigest()
+            assert digest(token) == expected
