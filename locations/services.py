@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from rest_framework.exceptions import ValidationError
 
 from kit.services import outcome_message, page_of
+from ocpi_platform.db.prepared import prepared_cursor
 from ocpi_platform.ocpi.envelope import describe_validation_errors
 from ocpi_platform.ocpi.errors import (
     InvalidParameters,
@@ -237,8 +238,8 @@ def patch(path: ObjectPath, data: Any, *, owner: Owner) -> Outcome:
 
 
 # The bulk of inbound traffic: a partner's EVSE status PATCH. The same rules as _patch_evse,
-# in three statements without the ORM's query building (PostgreSQL only; elsewhere, and for
-# anything unexpected, the general path answers).
+# in three prepared statements without the ORM's query building (PostgreSQL only; elsewhere,
+# and for anything unexpected, the general path answers).
 #
 # Compare-and-set: the SELECT locks the location row, but the EVSE columns it returns may have
 # been read before the wait for that lock (PostgreSQL re-reads only the locked row). So the
@@ -270,7 +271,7 @@ def _partner_status(path: ObjectPath, owner: int, status: str, stamp: datetime) 
     if connection.vendor != "postgresql":
         return None
     key = (path.country_code.upper(), path.party_id.upper(), path.location_id.upper())
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(_STATUS_SELECT, [*key, owner, str(path.evse_uid).upper()])
         row = cursor.fetchone()
         if row is None or not row[2]:

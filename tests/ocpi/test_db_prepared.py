@@ -70,3 +70,32 @@ def test_with_prepared_statements_off_it_still_answers_and_prepares_nothing():
 
 def test_prepared_statements_are_on_in_the_settings(settings):
     assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] == 2**31 - 1
+
+
+def test_named_placeholders_may_repeat():
+    from ocpi_platform.db.prepared import prepared_cursor
+
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT %(a)s::int + %(a)s::int, %(b)s::text", {"a": 20, "b": "x"})
+        assert cursor.fetchone() == (40, "x")
+        cursor.execute("SELECT generate_series(1, %s::int)", [3])
+        assert cursor.fetchall() == [(1,), (2,), (3,)]
+
+
+def test_an_error_inside_atomic_rolls_the_block_back():
+    from django.db import transaction
+
+    from ocpi_platform.db.prepared import prepared_cursor
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE prepared_rollback (v int UNIQUE)")
+
+    def twice() -> None:
+        with transaction.atomic(), prepared_cursor() as cursor:
+            cursor.execute("INSERT INTO prepared_rollback VALUES (%s)", [1])
+            cursor.execute("INSERT INTO prepared_rollback VALUES (%s)", [1])
+
+    with pytest.raises(DatabaseError):
+        twice()
+
+    assert fetch_one("SELECT count(*) FROM prepared_rollback WHERE v > %s", [0]) == (0,)
