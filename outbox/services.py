@@ -38,18 +38,23 @@ Rules (see the README, "Push and the outbox"):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
+import os
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Now
 
@@ -586,6 +591,115 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
     if again:
         schedule([partner_id], force=True)
     return handled
+
+
+def drain_many(partner_ids: Sequence[int], *, owner: str) -> int:
+    """``drain`` of each partner, up to OCPI_OUTBOX_DRAIN_THREADS of them at a time (threads of
+    this process, each with its own database connection, kept between tasks). Returns how many
+    rows they handled.
+
+    A drain spends most of its time waiting: for the partner's answer, for the database. One
+    partner's rows still go one at a time, in order, under its lease; what runs concurrently is
+    different partners. One partner's failure does not keep the others from their drain (it is
+    logged; the sweep wakes that partner again). Called inside a transaction (tests), the drains
+    run one after the other in it: another connection would not see what it has not committed.
+    """
+    ids = list(dict.fromkeys(partner_ids))
+    threads = min(max(int(settings.OCPI_OUTBOX_DRAIN_THREADS), 1), len(ids))
+    if threads <= 1 or connection.in_atomic_block:
+        return sum(_drain_logged(pid, f"{owner}/{pid}") for pid in ids)
+    pool = _drain_threads()
+    futures = [
+        # The caller's context goes with each drain (the correlation id, the tests' transport).
+        pool.submit(
+            partial(contextvars.copy_context().run, _drain_in_thread, pid, f"{owner}/{pid}")
+        )
+        for pid in ids
+    ]
+    return sum(future.result() for future in futures)
+
+
+def _drain_logged(partner_id: int, owner: str) -> int:
+    try:
+        return drain(partner_id, owner=owner)
+    except Exception:
+        logger.exception("Outbox drain of partner %s failed", partner_id)
+        return 0
+
+
+def _drain_in_thread(partner_id: int, owner: str) -> int:
+    # As before each task (ocpi_platform/celery.py): a broken connection, or one older than
+    # CONN_MAX_AGE, is dropped; this thread's connection is kept between drains otherwise.
+    close_old_connections()
+    return _drain_logged(partner_id, owner)
+
+
+class _DrainThreads:
+    """A process's drain threads: each keeps its database connection between drains (a new
+    PostgreSQL connection per drain would cost more than the drain) and closes it when it
+    stops."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pid = os.getpid()
+        self._jobs: queue.SimpleQueue[tuple[Future[int], Callable[[], int]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"outbox-drain-{n}", daemon=True)
+            for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, call: Callable[[], int]) -> Future[int]:
+        future: Future[int] = Future()
+        self._jobs.put((future, call))
+        return future
+
+    def _run(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                future, call = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(call())
+                except BaseException as exc:
+                    future.set_exception(exc)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(30)
+
+
+_threads_lock = threading.Lock()
+_threads: _DrainThreads | None = None
+
+
+def _drain_threads() -> _DrainThreads:
+    """This process's drain threads (a forked child starts its own; a new size, new threads)."""
+    global _threads
+    size = max(int(settings.OCPI_OUTBOX_DRAIN_THREADS), 1)
+    with _threads_lock:
+        if _threads is not None and _threads.pid == os.getpid() and _threads.size == size:
+            return _threads
+        old, _threads = _threads, _DrainThreads(size)
+    if old is not None and old.pid == os.getpid():
+        old.stop()
+    return _threads
+
+
+def stop_drain_threads() -> None:
+    """Stop this process's drain threads, closing their database connections (tests)."""
+    global _threads
+    with _threads_lock:
+        old, _threads = _threads, None
+    if old is not None and old.pid == os.getpid():
+        old.stop()
 
 
 # Passes of one drain over rows that came in while it held the lease; then its next run is
