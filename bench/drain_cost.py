@@ -81,7 +81,7 @@ def write_rows(partner_ids: list[int], evses: list[str], rows: int) -> None:
     Delivery.objects.bulk_create(objs)
 
 
-def run(rows: int, profile: bool, partners: int) -> None:
+def run(rows: int, profile: bool, partners: int, rounds: int = 1) -> None:
     state = json.loads(state_path().read_text())
     os.environ.update(state["env"])
     # One drain sends everything, however slow (under valgrind): no time budget.
@@ -110,18 +110,21 @@ def run(rows: int, profile: bool, partners: int) -> None:
         write_rows(ids, evses, 50 * len(ids))
         for pid in ids:
             services.drain(pid)  # warm: the pooled clients and their connections
-        write_rows(ids, evses, rows)
+        if rounds == 1:
+            write_rows(ids, evses, rows)
 
-        def work(_: object, __: int) -> int:
+        def work(total: int, __: int) -> int:
+            if rounds > 1:  # small drains: a few rows per partner each time
+                write_rows(ids, evses, rows // rounds)
             if len(ids) == 1:
-                return services.drain(ids[0])
-            return int(tasks.deliver_many(partner_ids=ids))
+                return total + services.drain(ids[0])
+            return total + int(tasks.deliver_many(partner_ids=ids))
 
         prof = cProfile.Profile() if profile else None
         started, cpu = time.monotonic(), time.process_time()
         if prof is not None:
             prof.enable()
-        sent = functools.reduce(work, range(1), 0)
+        sent = functools.reduce(work, range(rounds), 0)
         if prof is not None:
             prof.disable()
         seconds, cpu = time.monotonic() - started, time.process_time() - cpu
@@ -133,6 +136,7 @@ def run(rows: int, profile: bool, partners: int) -> None:
         )
         if prof is not None:
             out = io.StringIO()
+            prof.dump_stats(str(REPO / "var" / "bench" / "drain.prof"))
             stats = pstats.Stats(prof, stream=out)
             stats.sort_stats("cumulative").print_stats(60)
             stats.sort_stats("tottime").print_stats(30)
@@ -153,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--partners", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="write and drain rows/rounds rows, rounds times"
+    )
     args = parser.parse_args(argv)
     if args.what == "setup":
         setup(max(args.partners, 10))
     else:
-        run(args.rows, args.profile, args.partners)
+        run(args.rows, args.profile, args.partners, args.rounds)
     return 0
 
 
