@@ -5,7 +5,7 @@ Rules (see the README, "Push and the outbox"):
   whose ancestor's PUT, is still pending folds into that row: the row's body becomes the newest
   state, so a burst of status changes sends one message with the last status.
 - ``schedule``/``wake`` queue at most one drain task per partner (``OutboxLease.scheduled_at``,
-  see ``wake``); a drain with nothing to send costs two statements and no HTTP client.
+  see ``wake``); a drain with nothing to send costs one statement and no HTTP client.
 - ``drain`` sends one partner's rows oldest first, taken in batches (one statement) and sent
   one at a time over the partner's pooled client, under a lease so that two workers never send
   a partner's messages out of order. The lease is short (OCPI_OUTBOX_LEASE_SECONDS), renewed
@@ -452,31 +452,33 @@ class _Heartbeat:
 # --- the drain ------------------------------------------------------------------------------------
 
 _OPEN_SQL = """
-UPDATE {lease} l SET scheduled_at = CASE
-    WHEN l.scheduled_at > statement_timestamp() THEN l.scheduled_at END
-FROM {partner} p
-WHERE l.partner_id = %(p)s AND p.id = l.partner_id
-  AND (l.until IS NULL OR l.until < statement_timestamp() OR l.owner = %(owner)s)
-RETURNING p.state, p.status, l.not_before, p.name, p.outbound_token_encrypted,
+WITH old AS (
+    SELECT partner_id, until, owner, not_before FROM {lease} WHERE partner_id = %(p)s FOR UPDATE
+), p AS (
+    SELECT id, state, status, name, outbound_token_encrypted, token_encoding
+    FROM {partner} WHERE id = %(p)s
+), open AS (
+    SELECT old.partner_id, (
+        p.state = 'REGISTERED' AND p.status = 'CONNECTED' AND EXISTS (
+            SELECT 1 FROM {delivery} d
+            WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING')
+        )
+    ) AS take
+    FROM old JOIN p ON p.id = old.partner_id
+    WHERE old.until IS NULL OR old.until < statement_timestamp() OR old.owner = %(owner)s
+)
+UPDATE {lease} l SET
+    scheduled_at = CASE WHEN l.scheduled_at > statement_timestamp() THEN l.scheduled_at END,
+    until = CASE WHEN open.take
+        THEN statement_timestamp() + make_interval(secs => %(seconds)s) ELSE l.until END,
+    owner = CASE WHEN open.take THEN %(owner)s ELSE l.owner END
+FROM open, old, p
+WHERE l.partner_id = open.partner_id AND old.partner_id = l.partner_id AND p.id = l.partner_id
+RETURNING p.state, p.status, old.not_before, p.name, p.outbound_token_encrypted,
     p.token_encoding, (
     SELECT coalesce(json_agg(json_build_array(e.identifier, e.url) ORDER BY e.id), '[]')::text
     FROM {endpoint} e WHERE e.partner_id = l.partner_id AND e.role = 'RECEIVER'
-)
-"""
-
-_TAKE_SQL = """
-WITH old AS (
-    SELECT partner_id, until, owner FROM {lease} WHERE partner_id = %(p)s FOR UPDATE
-)
-UPDATE {lease} l
-SET until = statement_timestamp() + make_interval(secs => %(seconds)s), owner = %(owner)s
-FROM old
-WHERE l.partner_id = old.partner_id
-  AND (old.until IS NULL OR old.until < statement_timestamp() OR old.owner = %(owner)s)
-  AND EXISTS (
-    SELECT 1 FROM {delivery} d WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING')
-  )
-RETURNING old.until IS NOT NULL, EXISTS (
+), open.take, old.until IS NOT NULL, open.take AND EXISTS (
     SELECT 1 FROM {delivery} f
     WHERE f.partner_id = %(p)s AND f.state = 'FAILED' AND f.method = 'PUT'
 )
@@ -533,16 +535,20 @@ class _Opened:
     partner: Partner  # what the client needs (id, name, token, its encoding); not saved
     not_before: datetime | None
     endpoints: dict[str, str]
+    taken: bool  # the lease was taken: the partner is registered, CONNECTED, and has open rows
+    dirty: bool  # the lease was not released by the drain before (it died): put back its rows
+    refused: bool  # the partner has refused PUTs (FAILED)
 
 
 def _open(partner_id: int, owner: str) -> _Opened | None:
-    """The drain's first statement: clear the partner's "drain queued" flag if its lease is free
-    (or ours), and read what decides whether to send. None: the lease is held by another drain
+    """The drain's first statement: if the partner's lease is free (or ours), clear its "drain
+    queued" flag, read what decides whether to send and, when the partner is registered,
+    CONNECTED and has open rows, take the lease. None: the lease is held by another drain
     (which sees the flag when it releases the lease), or there is no lease row yet."""
-    found = _fetch(_OPEN_SQL, {"p": partner_id, "owner": owner})
+    found = _fetch(_OPEN_SQL, {"p": partner_id, "owner": owner, "seconds": lease_seconds()})
     if not found:
         return None
-    state, status, not_before, name, token, encoding, endpoints = found[0]
+    state, status, not_before, name, token, encoding, endpoints, taken, dirty, refused = found[0]
     urls: dict[str, str] = {}
     for identifier, url in json.loads(endpoints):
         urls.setdefault(identifier, url)
@@ -554,14 +560,14 @@ def _open(partner_id: int, owner: str) -> _Opened | None:
         outbound_token_encrypted=token,
         token_encoding=encoding,
     )
-    return _Opened(partner, not_before, urls)
+    return _Opened(partner, not_before, urls, bool(taken), bool(dirty), bool(refused))
 
 
 def drain(partner_id: int, *, owner: str | None = None) -> int:
     """Send the partner's open rows in order. Returns how many it handled. Safe to run twice.
 
     ``owner`` names this drain in the lease (the task id: a redelivered task takes over the
-    lease its killed first run left behind). With nothing to send it costs two statements and
+    lease its killed first run left behind). With nothing to send it costs one statement and
     builds no HTTP client. Rows that came in while it held the lease (its flag was set again)
     it sends too, for a few passes; after that, or after OCPI_OUTBOX_DRAIN_SECONDS, they go
     with its next run, queued behind the other partners' drains: meanwhile more rows come in,
@@ -725,18 +731,20 @@ def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
     # The partner asked us to wait (Retry-After): nothing goes before that.
     wait = _seconds_until(opened.not_before)
     if wait is not None:
+        if opened.taken:
+            if opened.dirty:  # a dead drain's rows go back under the lease (before it is freed)
+                _put_back_dead(partner_id)
+            _release(partner_id, owner)
         schedule([partner_id], countdown=wait, force=True)
         return 0, False
-    taken = _fetch(_TAKE_SQL, {"p": partner_id, "owner": owner, "seconds": lease_seconds()})
-    if not taken:
-        return 0, False  # nothing to send (or another drain took the lease meanwhile)
-    dirty, refused = taken[0]
+    if not opened.taken:
+        return 0, False  # nothing to send
     lease = _Lease(partner_id, owner)
     sent, lost, retry_in = 0, False, None
     try:
-        if dirty:  # the last drain did not release the lease: it died, its rows go back
+        if opened.dirty:  # the last drain did not release the lease: it died, its rows go back
             _put_back_dead(partner_id)
-        sent, lost, retry_in = _send_due(opened.partner, lease, opened.endpoints, bool(refused))
+        sent, lost, retry_in = _send_due(opened.partner, lease, opened.endpoints, opened.refused)
     except BaseException:
         if not lease.lost:
             _release(partner_id, owner)
