@@ -461,3 +461,24 @@ def test_tls_with_an_untrusted_certificate_is_refused(peer, tls):
     ):
         client.get(f"https://partner.test:{partner.port}/a")
     assert partner.requests == []
+
+
+# --- the journal's observer sees every call --------------------------------------------------
+
+
+def test_observers_see_every_call_on_this_transport_answered_or_not(peer, loopback, settings):
+    settings.OCPI_HTTP_READ_TIMEOUT = 0.3
+    partner = peer([ok(), HANG])
+    seen: list[Any] = []
+    with OcpiClient("t", partner_id=7) as client:
+        client.observers.append(seen.append)
+        client.put(f"http://127.0.0.1:{partner.port}/a", {"x": 1})
+        with pytest.raises(PartnerUnavailable):
+            client.get(f"http://127.0.0.1:{partner.port}/b")
+    assert [(e.method, e.http_status, e.ocpi_status) for e in seen] == [
+        ("PUT", 200, 1000),
+        ("GET", None, None),
+    ]
+    assert seen[0].request_body == b'{"x":1}'
+    assert seen[0].response_body == ENVELOPE
+    assert "timed out" in seen[1].error
