@@ -102,6 +102,8 @@ class Connection:
         """Idle, yet readable: the peer closed it (or sent what nobody asked for)."""
         if self.buffer:
             return True
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True  # decrypted bytes nobody asked for (select does not see them)
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (OSError, ValueError):
