@@ -44,5 +44,5 @@ def fetch_one(sql: str, params: Sequence[Any], *, using: str = "default") -> tup
     connection.ensure_connection()
     connection.validate_thread_sharing()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)  # type: ignore[arg-type]
+        cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()
