@@ -5,7 +5,7 @@ Rules (see the README, "Push and the outbox"):
   whose ancestor's PUT, is still pending folds into that row: the row's body becomes the newest
   state, so a burst of status changes sends one message with the last status.
 - ``schedule``/``wake`` queue at most one drain task per partner (``OutboxLease.scheduled_at``,
-  see ``wake``); a drain with nothing to send costs two statements and no HTTP client.
+  see ``wake``); a drain with nothing to send costs one statement and no HTTP client.
 - ``drain`` sends one partner's rows oldest first, taken in batches (one statement) and sent
   one at a time over the partner's pooled client, under a lease so that two workers never send
   a partner's messages out of order. The lease is short (OCPI_OUTBOX_LEASE_SECONDS), renewed
@@ -38,18 +38,23 @@ Rules (see the README, "Push and the outbox"):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
+import os
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Now
 
@@ -447,31 +452,33 @@ class _Heartbeat:
 # --- the drain ------------------------------------------------------------------------------------
 
 _OPEN_SQL = """
-UPDATE {lease} l SET scheduled_at = CASE
-    WHEN l.scheduled_at > statement_timestamp() THEN l.scheduled_at END
-FROM {partner} p
-WHERE l.partner_id = %(p)s AND p.id = l.partner_id
-  AND (l.until IS NULL OR l.until < statement_timestamp() OR l.owner = %(owner)s)
-RETURNING p.state, p.status, l.not_before, p.name, p.outbound_token_encrypted,
+WITH old AS (
+    SELECT partner_id, until, owner, not_before FROM {lease} WHERE partner_id = %(p)s FOR UPDATE
+), p AS (
+    SELECT id, state, status, name, outbound_token_encrypted, token_encoding
+    FROM {partner} WHERE id = %(p)s
+), open AS (
+    SELECT old.partner_id, (
+        p.state = 'REGISTERED' AND p.status = 'CONNECTED' AND EXISTS (
+            SELECT 1 FROM {delivery} d
+            WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING')
+        )
+    ) AS take
+    FROM old JOIN p ON p.id = old.partner_id
+    WHERE old.until IS NULL OR old.until < statement_timestamp() OR old.owner = %(owner)s
+)
+UPDATE {lease} l SET
+    scheduled_at = CASE WHEN l.scheduled_at > statement_timestamp() THEN l.scheduled_at END,
+    until = CASE WHEN open.take
+        THEN statement_timestamp() + make_interval(secs => %(seconds)s) ELSE l.until END,
+    owner = CASE WHEN open.take THEN %(owner)s ELSE l.owner END
+FROM open, old, p
+WHERE l.partner_id = open.partner_id AND old.partner_id = l.partner_id AND p.id = l.partner_id
+RETURNING p.state, p.status, old.not_before, p.name, p.outbound_token_encrypted,
     p.token_encoding, (
     SELECT coalesce(json_agg(json_build_array(e.identifier, e.url) ORDER BY e.id), '[]')::text
     FROM {endpoint} e WHERE e.partner_id = l.partner_id AND e.role = 'RECEIVER'
-)
-"""
-
-_TAKE_SQL = """
-WITH old AS (
-    SELECT partner_id, until, owner FROM {lease} WHERE partner_id = %(p)s FOR UPDATE
-)
-UPDATE {lease} l
-SET until = statement_timestamp() + make_interval(secs => %(seconds)s), owner = %(owner)s
-FROM old
-WHERE l.partner_id = old.partner_id
-  AND (old.until IS NULL OR old.until < statement_timestamp() OR old.owner = %(owner)s)
-  AND EXISTS (
-    SELECT 1 FROM {delivery} d WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING')
-  )
-RETURNING old.until IS NOT NULL, EXISTS (
+), open.take, old.until IS NOT NULL, open.take AND EXISTS (
     SELECT 1 FROM {delivery} f
     WHERE f.partner_id = %(p)s AND f.state = 'FAILED' AND f.method = 'PUT'
 )
@@ -528,16 +535,20 @@ class _Opened:
     partner: Partner  # what the client needs (id, name, token, its encoding); not saved
     not_before: datetime | None
     endpoints: dict[str, str]
+    taken: bool  # the lease was taken: the partner is registered, CONNECTED, and has open rows
+    dirty: bool  # the lease was not released by the drain before (it died): put back its rows
+    refused: bool  # the partner has refused PUTs (FAILED)
 
 
 def _open(partner_id: int, owner: str) -> _Opened | None:
-    """The drain's first statement: clear the partner's "drain queued" flag if its lease is free
-    (or ours), and read what decides whether to send. None: the lease is held by another drain
+    """The drain's first statement: if the partner's lease is free (or ours), clear its "drain
+    queued" flag, read what decides whether to send and, when the partner is registered,
+    CONNECTED and has open rows, take the lease. None: the lease is held by another drain
     (which sees the flag when it releases the lease), or there is no lease row yet."""
-    found = _fetch(_OPEN_SQL, {"p": partner_id, "owner": owner})
+    found = _fetch(_OPEN_SQL, {"p": partner_id, "owner": owner, "seconds": lease_seconds()})
     if not found:
         return None
-    state, status, not_before, name, token, encoding, endpoints = found[0]
+    state, status, not_before, name, token, encoding, endpoints, taken, dirty, refused = found[0]
     urls: dict[str, str] = {}
     for identifier, url in json.loads(endpoints):
         urls.setdefault(identifier, url)
@@ -549,14 +560,14 @@ def _open(partner_id: int, owner: str) -> _Opened | None:
         outbound_token_encrypted=token,
         token_encoding=encoding,
     )
-    return _Opened(partner, not_before, urls)
+    return _Opened(partner, not_before, urls, bool(taken), bool(dirty), bool(refused))
 
 
 def drain(partner_id: int, *, owner: str | None = None) -> int:
     """Send the partner's open rows in order. Returns how many it handled. Safe to run twice.
 
     ``owner`` names this drain in the lease (the task id: a redelivered task takes over the
-    lease its killed first run left behind). With nothing to send it costs two statements and
+    lease its killed first run left behind). With nothing to send it costs one statement and
     builds no HTTP client. Rows that came in while it held the lease (its flag was set again)
     it sends too, for a few passes; after that, or after OCPI_OUTBOX_DRAIN_SECONDS, they go
     with its next run, queued behind the other partners' drains: meanwhile more rows come in,
@@ -588,6 +599,115 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
     return handled
 
 
+def drain_many(partner_ids: Sequence[int], *, owner: str) -> int:
+    """``drain`` of each partner, up to OCPI_OUTBOX_DRAIN_THREADS of them at a time (threads of
+    this process, each with its own database connection, kept between tasks). Returns how many
+    rows they handled.
+
+    A drain spends most of its time waiting: for the partner's answer, for the database. One
+    partner's rows still go one at a time, in order, under its lease; what runs concurrently is
+    different partners. One partner's failure does not keep the others from their drain (it is
+    logged; the sweep wakes that partner again). Called inside a transaction (tests), the drains
+    run one after the other in it: another connection would not see what it has not committed.
+    """
+    ids = list(dict.fromkeys(partner_ids))
+    threads = min(max(int(settings.OCPI_OUTBOX_DRAIN_THREADS), 1), len(ids))
+    if threads <= 1 or connection.in_atomic_block:
+        return sum(_drain_logged(pid, f"{owner}/{pid}") for pid in ids)
+    pool = _drain_threads()
+    futures = [
+        # The caller's context goes with each drain (the correlation id, the tests' transport).
+        pool.submit(
+            partial(contextvars.copy_context().run, _drain_in_thread, pid, f"{owner}/{pid}")
+        )
+        for pid in ids
+    ]
+    return sum(future.result() for future in futures)
+
+
+def _drain_logged(partner_id: int, owner: str) -> int:
+    try:
+        return drain(partner_id, owner=owner)
+    except Exception:
+        logger.exception("Outbox drain of partner %s failed", partner_id)
+        return 0
+
+
+def _drain_in_thread(partner_id: int, owner: str) -> int:
+    # As before each task (ocpi_platform/celery.py): a broken connection, or one older than
+    # CONN_MAX_AGE, is dropped; this thread's connection is kept between drains otherwise.
+    close_old_connections()
+    return _drain_logged(partner_id, owner)
+
+
+class _DrainThreads:
+    """A process's drain threads: each keeps its database connection between drains (a new
+    PostgreSQL connection per drain would cost more than the drain) and closes it when it
+    stops."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pid = os.getpid()
+        self._jobs: queue.SimpleQueue[tuple[Future[int], Callable[[], int]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"outbox-drain-{n}", daemon=True)
+            for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, call: Callable[[], int]) -> Future[int]:
+        future: Future[int] = Future()
+        self._jobs.put((future, call))
+        return future
+
+    def _run(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                future, call = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(call())
+                except BaseException as exc:
+                    future.set_exception(exc)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(30)
+
+
+_threads_lock = threading.Lock()
+_threads: _DrainThreads | None = None
+
+
+def _drain_threads() -> _DrainThreads:
+    """This process's drain threads (a forked child starts its own; a new size, new threads)."""
+    global _threads
+    size = max(int(settings.OCPI_OUTBOX_DRAIN_THREADS), 1)
+    with _threads_lock:
+        if _threads is not None and _threads.pid == os.getpid() and _threads.size == size:
+            return _threads
+        old, _threads = _threads, _DrainThreads(size)
+    if old is not None and old.pid == os.getpid():
+        old.stop()
+    return _threads
+
+
+def stop_drain_threads() -> None:
+    """Stop this process's drain threads, closing their database connections (tests)."""
+    global _threads
+    with _threads_lock:
+        old, _threads = _threads, None
+    if old is not None and old.pid == os.getpid():
+        old.stop()
+
+
 # Passes of one drain over rows that came in while it held the lease; then its next run is
 # queued (behind the other partners' drains, by when more rows have come in).
 IN_PLACE_PASSES = 3
@@ -611,18 +731,20 @@ def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
     # The partner asked us to wait (Retry-After): nothing goes before that.
     wait = _seconds_until(opened.not_before)
     if wait is not None:
+        if opened.taken:
+            if opened.dirty:  # a dead drain's rows go back under the lease (before it is freed)
+                _put_back_dead(partner_id)
+            _release(partner_id, owner)
         schedule([partner_id], countdown=wait, force=True)
         return 0, False
-    taken = _fetch(_TAKE_SQL, {"p": partner_id, "owner": owner, "seconds": lease_seconds()})
-    if not taken:
-        return 0, False  # nothing to send (or another drain took the lease meanwhile)
-    dirty, refused = taken[0]
+    if not opened.taken:
+        return 0, False  # nothing to send
     lease = _Lease(partner_id, owner)
     sent, lost, retry_in = 0, False, None
     try:
-        if dirty:  # the last drain did not release the lease: it died, its rows go back
+        if opened.dirty:  # the last drain did not release the lease: it died, its rows go back
             _put_back_dead(partner_id)
-        sent, lost, retry_in = _send_due(opened.partner, lease, opened.endpoints, bool(refused))
+        sent, lost, retry_in = _send_due(opened.partner, lease, opened.endpoints, opened.refused)
     except BaseException:
         if not lease.lost:
             _release(partner_id, owner)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import Task, shared_task
 
 from . import services
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=600, time_limit=660)
@@ -24,16 +21,11 @@ def deliver(self: Task[Any, Any], *, partner_id: int) -> int:
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=600, time_limit=660)
 def deliver_many(self: Task[Any, Any], *, partner_ids: list[int]) -> int:
-    """``deliver`` for several partners, one after the other: one task for a group of the
-    partners a change woke (a task costs the worker more than an empty drain). One partner's
-    failure does not keep the others from their drain (the sweep wakes it again)."""
-    handled = 0
-    for partner_id in partner_ids:
-        try:
-            handled += services.drain(partner_id, owner=f"{self.request.id}/{partner_id}")
-        except Exception:
-            logger.exception("Outbox drain of partner %s failed", partner_id)
-    return handled
+    """``deliver`` for several partners (one task for a group of the partners a change woke: a
+    task costs the worker more than an empty drain), their drains run concurrently in this
+    process's drain threads (``services.drain_many``). One partner's failure does not keep the
+    others from their drain (the sweep wakes it again)."""
+    return services.drain_many(partner_ids, owner=str(self.request.id))
 
 
 @shared_task(acks_late=True)

@@ -291,6 +291,7 @@ class OcpiClient:
         partner_id: int | None = None,
     ) -> None:
         self._token = token
+        self._authorization: tuple[TokenEncoding | None, str] = (None, "")
         # Whom the exchanges are with (the journal files them under it), and this client's own
         # observers besides the global ones.
         self.partner_id = partner_id
@@ -335,7 +336,9 @@ class OcpiClient:
             CORRELATION_ID: current_correlation_id.get() or new_id(),
         }
         if self._token:
-            headers["Authorization"] = authorization_header(self._token, encoding)
+            if self._authorization[0] != encoding:
+                self._authorization = (encoding, authorization_header(self._token, encoding))
+            headers["Authorization"] = self._authorization[1]
         if has_body:
             headers["Content-Type"] = "application/json"
         if self.routing:
@@ -351,7 +354,6 @@ class OcpiClient:
         params: Mapping[str, str] | None,
     ) -> _Sent:
         """Send the request; the answer (closed) and its body, read up to the size limit."""
-        what = f"{method} {redact_url(url)}"
         started, started_at = time.monotonic(), datetime.now(UTC)
         request: httpx.Request | None = None
         try:
@@ -364,13 +366,15 @@ class OcpiClient:
             )
             response = self._http.send(request, stream=True)
             try:
-                return _Sent(request, response, _read_body(what, response), started, started_at)
+                body = _read_body(method, url, response)
+                return _Sent(request, response, body, started, started_at)
             except PartnerError as exc:
                 self._notify(_Sent(request, response, b"", started, started_at), None, exc.message)
                 raise
             finally:
                 response.close()
         except PolicyViolation as exc:
+            what = _what(method, url)
             refused = UrlRefused(
                 f"{what} was not called: {exc.rule} (outbound URL policy).",
                 rule=exc.rule,
@@ -381,15 +385,17 @@ class OcpiClient:
                 self.on_refused(refused)
             raise refused from None
         except httpx.TimeoutException:
-            error: PartnerError = PartnerUnavailable(f"{what} timed out.")
+            error: PartnerError = PartnerUnavailable(f"{_what(method, url)} timed out.")
         except httpx.InvalidURL:
             raise PartnerRejected(f"{redact_url(url)!r} is not a URL we can call.") from None
         except httpx.DecodingError:
             error = PartnerProtocolError(
-                f"{what} answered with a body that does not decode as its Content-Encoding says."
+                f"{_what(method, url)} answered with a body that does not decode as its "
+                "Content-Encoding says."
             )
         except httpx.TransportError as exc:
             # What the connection said stays with the operator (it may quote the peer's bytes).
+            what = _what(method, url)
             error = PartnerUnavailable(
                 f"{what} failed: {type(exc).__name__}: {_short(str(exc))}",
                 public=f"{what} failed: {type(exc).__name__}.",
@@ -488,7 +494,7 @@ class OcpiClient:
 
     def _interpret(self, method: str, url: str, response: httpx.Response, raw: bytes) -> OcpiReply:
         status = response.status_code
-        what = f"{method} {redact_url(url)}"
+        what = _what(method, url)
         if 300 <= status < 400:
             raise PartnerProtocolError(
                 f"{what} answered with a redirect (HTTP {status}) to "
@@ -510,6 +516,10 @@ class OcpiClient:
             unreadable = f"; {why.rstrip('.')}"
         envelope = body if isinstance(body, dict) and "status_code" in body else None
         message = envelope.get("status_message") if envelope else None
+        if status < 300 and envelope is not None:
+            code = _status_code(envelope)
+            if code is not None and 1000 <= code < 2000:  # success: no error text to build
+                return OcpiReply(status, code, message, envelope.get("data"), response.headers, url)
         detail = f": {_short(str(message)).rstrip('.')}" if message else ""
         # Only an OCPI envelope's status_message is relayed to the partner, and only its start.
         public_detail = (
@@ -638,25 +648,34 @@ class OcpiClient:
         raise PartnerProtocolError(f"Paging stopped after {max_pages} pages of {redact_url(url)}.")
 
 
-def _read_body(what: str, response: httpx.Response) -> bytes:
+def _what(method: str, url: str) -> str:
+    """A call in an error message: its method and its URL without user info."""
+    return f"{method} {redact_url(url)}"
+
+
+def _read_body(method: str, url: str, response: httpx.Response) -> bytes:
     """The (decoded) body of a streamed answer; refused past OCPI_HTTP_MAX_RESPONSE_BYTES without
     reading further (a declared Content-Length over the limit: without reading at all)."""
     limit = int(settings.OCPI_HTTP_MAX_RESPONSE_BYTES)
-    too_large = PartnerProtocolError(
-        f"{what} sent an answer larger than {limit} bytes (OCPI_HTTP_MAX_RESPONSE_BYTES); "
-        "it was not read in full.",
-        http_status=response.status_code,
-        public=f"{what} sent an answer larger than {limit} bytes.",
-    )
+
+    def too_large() -> PartnerProtocolError:
+        what = _what(method, url)
+        return PartnerProtocolError(
+            f"{what} sent an answer larger than {limit} bytes (OCPI_HTTP_MAX_RESPONSE_BYTES); "
+            "it was not read in full.",
+            http_status=response.status_code,
+            public=f"{what} sent an answer larger than {limit} bytes.",
+        )
+
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared[:20]) > limit:
-        raise too_large
+        raise too_large()
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -701,6 +720,7 @@ def client_settings() -> tuple[Any, ...]:
         tuple(sorted(environment_proxies().items())),
         settings.OCPI_HTTP_CONNECT_TIMEOUT,
         settings.OCPI_HTTP_READ_TIMEOUT,
+        getattr(settings, "OCPI_HTTP_TRANSPORT", "keepalive"),
     )
 
 

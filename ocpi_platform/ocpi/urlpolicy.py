@@ -41,7 +41,7 @@ import re
 import socket
 import ssl
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -277,26 +277,34 @@ class Policy:
     def check_url(self, url: httpx.URL | str) -> None:
         """The checks that need no connection: scheme, user info, a literal address."""
         url = httpx.URL(url) if isinstance(url, str) else url
-        host = url.raw_host.decode("ascii")
         if url.userinfo:
             raise PolicyViolation(RULE_USERINFO)
+        # The verdict depends on the scheme and the host only: kept per policy (every push to
+        # a partner asks the same question).
+        problem = _url_problem(self, url.scheme, url.raw_host.decode("ascii"))
+        if problem is not None:
+            raise PolicyViolation(problem)
+
+    def url_problem(self, scheme: str, host: str) -> str | None:
+        """Why a URL of ``scheme`` and ``host`` (and no user info) may not be called, or None."""
         if not host:
-            raise PolicyViolation(RULE_NO_HOST)
-        if url.scheme == "http":
+            return RULE_NO_HOST
+        if scheme == "http":
             if self.loopback_instance and is_loopback_host(host):
-                return
-            raise PolicyViolation(RULE_HTTPS)
-        if url.scheme != "https":
-            raise PolicyViolation(RULE_HTTPS)
+                return None
+            return RULE_HTTPS
+        if scheme != "https":
+            return RULE_HTTPS
         if self.allowed.host(host):
-            return
+            return None
         ip = parse_ip(host)
         if ip is not None:
             problem = self.address_problem(ip)
             if problem:
-                raise PolicyViolation(f"{host} is {problem}")
+                return f"{host} is {problem}"
         elif _is_localhost_name(host) and not self.loopback_instance:
-            raise PolicyViolation(f"{host} is loopback")
+            return f"{host} is loopback"
+        return None
 
     def check_addresses(self, host: str, addresses: Iterable[str]) -> None:
         """Connect time: every address ``host`` resolved to must be allowed.
@@ -331,6 +339,11 @@ class Policy:
             else "https only, public addresses only"
         )
         return f"{loopback}; also allowed: {self.allowed.describe()}"
+
+
+@lru_cache(maxsize=4096)
+def _url_problem(policy: Policy, scheme: str, host: str) -> str | None:
+    return policy.url_problem(scheme, host)
 
 
 def allowed_setting() -> list[str]:
@@ -479,6 +492,40 @@ def guarded_http_transport(policy: Policy) -> httpx.HTTPTransport:
     return transport
 
 
+def guarded_connect(policy: Policy) -> Callable[[str, int, float | None], socket.socket]:
+    """``GuardedBackend.connect_tcp`` for ``http11.KeepAliveTransport``: the host resolved once,
+    every address checked, the connection made to a checked address; httpx's errors."""
+
+    def connect(host: str, port: int, timeout: float | None) -> socket.socket:
+        try:
+            addresses = _resolve_or_fail(host, port)
+        except httpcore.ConnectError as exc:
+            raise httpx.ConnectError(str(exc)) from None
+        policy.check_addresses(host, addresses)
+        last: httpx.TransportError | None = None
+        for address in addresses:  # the checked addresses, never a second resolution
+            try:
+                return socket.create_connection((address, port), timeout=timeout)
+            except TimeoutError:
+                last = httpx.ConnectTimeout(f"timed out connecting to {host}:{port}")
+            except OSError as exc:
+                last = httpx.ConnectError(str(exc))
+        assert last is not None  # noqa: S101 (addresses is never empty)
+        raise last
+
+    return connect
+
+
+def lean_http_transport(policy: Policy) -> httpx.BaseTransport:
+    """The outbound client's direct transport: ``http11.KeepAliveTransport`` connecting through
+    ``guarded_connect`` (OCPI_HTTP_TRANSPORT=httpcore: httpx's own, ``guarded_http_transport``)."""
+    from .http11 import KeepAliveTransport
+
+    if getattr(settings, "OCPI_HTTP_TRANSPORT", "keepalive") == "httpcore":
+        return guarded_http_transport(policy)
+    return KeepAliveTransport(guarded_connect(policy), ssl_context=ssl_context())
+
+
 def environment_proxies() -> dict[str, str | None]:
     """The proxies httpx would take from the environment: URL pattern -> proxy URL or None."""
     from httpx._utils import get_environment_proxies
@@ -505,4 +552,4 @@ def transports(
             if proxy
             else None  # NO_PROXY: the default (direct, guarded) transport
         )
-    return PolicyTransport(policy, guarded_http_transport(policy)), mounts
+    return PolicyTransport(policy, lean_http_transport(policy)), mounts

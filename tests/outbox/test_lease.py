@@ -127,6 +127,31 @@ def test_new_changes_also_wait_only_for_the_dead_lease(emsp, fake):
     ]
 
 
+def test_a_dead_drains_row_is_put_back_by_a_drain_that_must_wait_for_a_retry_after(
+    emsp, fake, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The drain takes the lease with its first statement; told to wait (Retry-After), it puts
+    the dead drain's row back before it frees the lease (else the row would stay SENDING with no
+    lease to tell that its drain died), sends nothing, and the drain queued for later sends it."""
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(deliver, "apply_async", lambda **kwargs: queued.append(kwargs))
+    ours()
+    row = killed_worker(emsp)
+    expire(emsp)
+    outbox.hold(emsp.partner.pk, 30)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox.drain(emsp.partner.pk) == 0
+    assert fake.pushes == []
+    assert Delivery.objects.get(pk=row.pk).state == DeliveryState.PENDING
+    assert (lease(emsp).until, lease(emsp).owner) == (None, "")
+    assert [call["countdown"] for call in queued] == [pytest.approx(30, abs=2)]
+
+    OutboxLease.objects.filter(partner=emsp.partner).update(not_before=None)
+    assert outbox.drain(emsp.partner.pk) == 1
+    assert [p.path.rsplit("/", 1)[1] for p in fake.pushes] == ["LOC1"]
+
+
 def test_the_task_redelivered_by_the_broker_takes_over_its_own_lease_at_once(emsp, fake):
     """acks_late + reject_on_worker_lost: the killed task comes back with the same id."""
     ours()
