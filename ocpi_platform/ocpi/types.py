@@ -12,8 +12,9 @@ from django.core.validators import URLValidator
 _DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:?00)?$"
 )
-_PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
-_PRINTABLE_ASCII_WITH_SPACE = re.compile(r"^[\x20-\x7e]*$")
+# fullmatch: "$" would also match before a trailing newline ("abc\n" is not printable).
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+_PRINTABLE_ASCII_WITH_SPACE = re.compile(r"[\x20-\x7e]*")
 
 TOKEN_MAX_LENGTH = 64
 URL_MAX_LENGTH = 255
@@ -64,7 +65,7 @@ def now_utc() -> datetime:
 
 def is_printable_ascii(value: str, *, allow_space: bool = False) -> bool:
     pattern = _PRINTABLE_ASCII_WITH_SPACE if allow_space else _PRINTABLE_ASCII
-    return bool(pattern.match(value))
+    return pattern.fullmatch(value) is not None
 
 
 def validate_credentials_token(value: str) -> str:

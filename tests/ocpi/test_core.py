@@ -302,3 +302,11 @@ def test_new_ids_are_random_version_4_uuids():
         assert str(parsed) == value
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize("value", ["abc\n", "\n", "abc\r\n", "a\x00", "é"])
+def test_a_trailing_newline_is_not_printable_ascii(value):
+    from ocpi_platform.ocpi.types import is_printable_ascii
+
+    assert not is_printable_ascii(value)
+    assert not is_printable_ascii(value, allow_space=True)
