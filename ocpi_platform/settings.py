@@ -418,11 +418,6 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # drains run one after the other in it): fewer tasks, less Celery overhead per partner.
 OCPI_OUTBOX_WAKE_GROUP = env.int("OCPI_OUTBOX_WAKE_GROUP", default=10)
 
-# --- Outbound HTTP transport (issue 14, push at scale) ---------------------------------------
-# "keepalive": the outbound client's direct connections use ocpi_platform/ocpi/http11.py (plain
-# HTTP/1.1 keep-alive, one write per request, the URL policy and TLS verification as before);
-# "httpcore": httpx's own transport (httpcore and h11), as before issue 14.
-OCPI_HTTP_TRANSPORT = env.str("OCPI_HTTP_TRANSPORT", default="keepalive")
 
 # A deliver_many task (a group of OCPI_OUTBOX_WAKE_GROUP partners) drains up to this many of its
 # partners at a time, in threads of the worker process (each partner's rows still one at a time,

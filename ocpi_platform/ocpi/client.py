@@ -720,7 +720,6 @@ def client_settings() -> tuple[Any, ...]:
         tuple(sorted(environment_proxies().items())),
         settings.OCPI_HTTP_CONNECT_TIMEOUT,
         settings.OCPI_HTTP_READ_TIMEOUT,
-        getattr(settings, "OCPI_HTTP_TRANSPORT", "keepalive"),
     )
 
 

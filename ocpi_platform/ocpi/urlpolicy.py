@@ -41,7 +41,7 @@ import re
 import socket
 import ssl
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -492,40 +492,6 @@ def guarded_http_transport(policy: Policy) -> httpx.HTTPTransport:
     return transport
 
 
-def guarded_connect(policy: Policy) -> Callable[[str, int, float | None], socket.socket]:
-    """``GuardedBackend.connect_tcp`` for ``http11.KeepAliveTransport``: the host resolved once,
-    every address checked, the connection made to a checked address; httpx's errors."""
-
-    def connect(host: str, port: int, timeout: float | None) -> socket.socket:
-        try:
-            addresses = _resolve_or_fail(host, port)
-        except httpcore.ConnectError as exc:
-            raise httpx.ConnectError(str(exc)) from None
-        policy.check_addresses(host, addresses)
-        last: httpx.TransportError | None = None
-        for address in addresses:  # the checked addresses, never a second resolution
-            try:
-                return socket.create_connection((address, port), timeout=timeout)
-            except TimeoutError:
-                last = httpx.ConnectTimeout(f"timed out connecting to {host}:{port}")
-            except OSError as exc:
-                last = httpx.ConnectError(str(exc))
-        assert last is not None  # noqa: S101 (addresses is never empty)
-        raise last
-
-    return connect
-
-
-def lean_http_transport(policy: Policy) -> httpx.BaseTransport:
-    """The outbound client's direct transport: ``http11.KeepAliveTransport`` connecting through
-    ``guarded_connect`` (OCPI_HTTP_TRANSPORT=httpcore: httpx's own, ``guarded_http_transport``)."""
-    from .http11 import KeepAliveTransport
-
-    if getattr(settings, "OCPI_HTTP_TRANSPORT", "keepalive") == "httpcore":
-        return guarded_http_transport(policy)
-    return KeepAliveTransport(guarded_connect(policy), ssl_context=ssl_context())
-
-
 def environment_proxies() -> dict[str, str | None]:
     """The proxies httpx would take from the environment: URL pattern -> proxy URL or None."""
     from httpx._utils import get_environment_proxies
@@ -552,4 +518,4 @@ def transports(
             if proxy
             else None  # NO_PROXY: the default (direct, guarded) transport
         )
-    return PolicyTransport(policy, lean_http_transport(policy)), mounts
+    return PolicyTransport(policy, guarded_http_transport(policy)), mounts

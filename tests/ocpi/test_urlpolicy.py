@@ -370,8 +370,6 @@ def test_the_connection_goes_to_the_checked_address_and_tls_uses_the_name(monkey
 
 
 def test_the_clients_transport_is_guarded(settings):
-    # The default (ocpi_platform/ocpi/http11.py) is checked in tests/ocpi/test_http11.py.
-    settings.OCPI_HTTP_TRANSPORT = "httpcore"
     with OcpiClient("t") as client:
         transport = client._http._transport
         assert isinstance(transport, urlpolicy.PolicyTransport)
