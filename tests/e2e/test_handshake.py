@@ -206,7 +206,8 @@ def test_rotate_from_either_side(fresh: Pair) -> None:
         presented = []
         for where, token in ((other, old_to_other), (rotator, old_to_rotator)):
             sent = datetime.now(UTC)
-            presented.append((where, token, sent, where.get(where.versions_url, token)))
+            response = where.get(where.versions_url, token)
+            presented.append((where, token, sent, response, datetime.now(UTC)))
         assert job["kind"] == "ROTATE", job
         assert job["state"] == "SUCCEEDED", job
         assert job["partner"]["state"] == "REGISTERED", job
@@ -221,17 +222,20 @@ def test_rotate_from_either_side(fresh: Pair) -> None:
         assert_talk(a, b)
 
         # The replaced tokens got a grace period of 2 s (not revoked), and were accepted
-        # during it: a 401 is only right when the request was sent after it ended.
-        for where, token, sent, response in presented:
+        # during it: answered before it ended, a request must succeed; sent after it ended, it
+        # must be refused (on a loaded machine one may be sent in time and answered late).
+        for where, token, sent, response, answered in presented:
             row = where.inbound_token_row(token)
             assert row is not None
             assert row["revoked_at"] is None, row
             assert row["expires_at"] is not None, row
             assert started + GRACE <= row["expires_at"] <= sent + GRACE, (started, sent, row)
-            if sent < row["expires_at"] - timedelta(seconds=0.05):
+            if answered < row["expires_at"]:
                 assert_ok(response)
-            else:
+            elif sent > row["expires_at"]:
                 assert_unauthorized(response)
+            else:
+                assert response.status_code in (200, 401), response.text
             replaced.append((where, token))
 
         assert "rotated" in event_kinds(rotator, other.name)
