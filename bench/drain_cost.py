@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.fanout import OUR_PARTY, STATUSES, Proc
+from bench.fanout import OUR_PARTY, Proc
 from bench.locations import PYTHON, REPO, free_port, pg_execute, run_checked, server_env
 
 DB_NAME = "ocpi_bench_drain"
@@ -59,26 +59,10 @@ def setup(partners: int) -> None:
 
 
 def write_rows(partner_ids: list[int], evses: list[str], rows: int) -> None:
-    from ocpi_platform.ocpi.types import format_datetime, now_utc
+    from bench.fanout import status_rows
     from outbox.models import Delivery
 
-    stamp = format_datetime(now_utc())
-    objs = []
-    for number in range(rows):
-        key = f"{OUR_PARTY[0]}/{OUR_PARTY[1]}/" + evses[number % len(evses)]
-        objs.append(
-            Delivery(
-                partner_id=partner_ids[number % len(partner_ids)],
-                module="locations",
-                key=key.upper(),
-                path=key,
-                method="PATCH",
-                body={"status": STATUSES[number % len(STATUSES)], "last_updated": stamp},
-                from_country_code=OUR_PARTY[0],
-                from_party_id=OUR_PARTY[1],
-            )
-        )
-    Delivery.objects.bulk_create(objs)
+    Delivery.objects.bulk_create(status_rows(partner_ids, evses, rows))
 
 
 def run(rows: int, profile: bool, partners: int, rounds: int = 1) -> None:

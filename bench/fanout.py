@@ -341,6 +341,30 @@ class Proc:
             self.proc.wait(timeout=5)
 
 
+def status_rows(partner_ids: list[int], evses: list[str], count: int) -> list[Any]:
+    """``count`` outbox rows of EVSE status PATCHes, over the partners and EVSEs in turn."""
+    from ocpi_platform.ocpi.types import format_datetime, now_utc
+    from outbox.models import Delivery
+
+    stamp = format_datetime(now_utc())
+    rows = []
+    for number in range(count):
+        key = f"{OUR_PARTY[0]}/{OUR_PARTY[1]}/" + evses[number % len(evses)]
+        rows.append(
+            Delivery(
+                partner_id=partner_ids[number % len(partner_ids)],
+                module="locations",
+                key=key.upper(),
+                path=key,
+                method="PATCH",
+                body={"status": STATUSES[number % len(STATUSES)], "last_updated": stamp},
+                from_country_code=OUR_PARTY[0],
+                from_party_id=OUR_PARTY[1],
+            )
+        )
+    return rows
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -524,7 +548,6 @@ class Bench:
         import cProfile
         import pstats
 
-        from ocpi_platform.ocpi.types import format_datetime, now_utc
         from outbox import services
         from outbox.models import Delivery
 
@@ -538,26 +561,7 @@ class Bench:
             pstats.Stats(change_profile, stream=out).sort_stats("cumulative").print_stats(40)
             print(out.getvalue())
         partner_id = self.data["partner_ids"][0]
-        stamp = format_datetime(now_utc())
-        rows = []
-        for number in range(changes):
-            key = (
-                f"{OUR_PARTY[0]}/{OUR_PARTY[1]}/"
-                + self.data["evses"][number % len(self.data["evses"])]
-            )
-            rows.append(
-                Delivery(
-                    partner_id=partner_id,
-                    module="locations",
-                    key=key.upper(),
-                    path=key,
-                    method="PATCH",
-                    body={"status": STATUSES[number % len(STATUSES)], "last_updated": stamp},
-                    from_country_code=OUR_PARTY[0],
-                    from_party_id=OUR_PARTY[1],
-                )
-            )
-        Delivery.objects.bulk_create(rows)
+        Delivery.objects.bulk_create(status_rows([partner_id], self.data["evses"], changes))
         count = Delivery.objects.open().filter(partner_id=partner_id).count()
         profile = cProfile.Profile() if self.args.profile else None
         started, cpu = time.monotonic(), time.process_time()
