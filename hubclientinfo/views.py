@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ocpi_platform.ocpi.envelope import ocpi_response, one_object
+from ocpi_platform.ocpi.envelope import ocpi_response, pushed_object
 from ocpi_platform.ocpi.errors import NotFound
 from ocpi_platform.ocpi.fields import check_url_ids
 from ocpi_platform.ocpi.pagination import page_headers, page_request
@@ -50,7 +50,7 @@ class ReceiverView(OcpiView):
             principal.partner_id,
             country_code,
             party_id,
-            one_object(request.data, "one ClientInfo object"),
+            pushed_object(request, "one ClientInfo object"),
         )
         return ocpi_response(message=outcome.message, http_status=201 if outcome.created else 200)
 

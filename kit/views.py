@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response, read_json
+from ocpi_platform.ocpi.envelope import ocpi_response, pushed_object, raw_data_response
 from ocpi_platform.ocpi.errors import InvalidParameters, NotFound
 from ocpi_platform.ocpi.fields import CiString, check_url_ids, segments_as_sent
 from ocpi_platform.ocpi.headers import RoutingHeaders
@@ -56,10 +56,6 @@ def object_type(request: Request, spec: ModuleSpec) -> str:
             f"type: {kind!r} is not a {spec.name} type; it is one of {', '.join(spec.type_values)}."
         )
     return kind
-
-
-def _body(request: Request) -> dict[str, Any]:
-    return one_object(read_json(request._request))  # without DRF's parser selection
 
 
 class _ModuleView(OcpiView):
@@ -137,7 +133,7 @@ class ReceiverView(_ModuleView):
 
     def put(self, request: Request, **ids: str) -> Response:
         key, owner = self._key(request, ids)
-        outcome = services.put(self.module, key, _body(request), owner=owner)
+        outcome = services.put(self.module, key, pushed_object(request), owner=owner)
         return ocpi_response(
             message=outcome.message,
             http_status=201 if outcome.created else 200,
@@ -146,7 +142,7 @@ class ReceiverView(_ModuleView):
 
     def patch(self, request: Request, **ids: str) -> Response:
         key, owner = self._key(request, ids)
-        outcome = services.patch(self.module, key, _body(request), owner=owner)
+        outcome = services.patch(self.module, key, pushed_object(request), owner=owner)
         return ocpi_response(message=outcome.message, headers=routing(request))
 
     def delete(self, request: Request, **ids: str) -> Response:

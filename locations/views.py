@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ocpi_platform.ocpi.envelope import ocpi_response, one_object, raw_data_response, read_json
+from ocpi_platform.ocpi.envelope import ocpi_response, pushed_object, raw_data_response
 from ocpi_platform.ocpi.errors import NotFound
 from ocpi_platform.ocpi.fields import check_url_ids
 from ocpi_platform.ocpi.headers import RoutingHeaders
@@ -80,10 +80,6 @@ class SenderObjectView(OcpiView):
         return ocpi_response(found, headers=_routing(request))
 
 
-def _body(request: Request) -> dict[str, Any]:
-    return one_object(read_json(request._request))  # the status PATCH is a hot path
-
-
 class ReceiverView(OcpiView):
     """GET, PUT, PATCH of a partner's location, EVSE or connector (client owned objects)."""
 
@@ -119,7 +115,7 @@ class ReceiverView(OcpiView):
 
     def put(self, request: Request, **kwargs: str | None) -> Response:
         path, owner = self._path(request, **kwargs)
-        outcome = services.put(path, _body(request), owner=owner)
+        outcome = services.put(path, pushed_object(request), owner=owner)
         return ocpi_response(
             message=outcome.message,
             http_status=201 if outcome.created else 200,
@@ -128,7 +124,7 @@ class ReceiverView(OcpiView):
 
     def patch(self, request: Request, **kwargs: str | None) -> Response:
         path, owner = self._path(request, **kwargs)
-        outcome = services.patch(path, _body(request), owner=owner)
+        outcome = services.patch(path, pushed_object(request), owner=owner)
         return ocpi_response(message=outcome.message, headers=_routing(request))
 
 

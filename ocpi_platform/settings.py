@@ -415,7 +415,7 @@ OCPI_OUTBOX_WAKE_STALE_SECONDS = env.float("OCPI_OUTBOX_WAKE_STALE_SECONDS", def
 # Django does per request.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # A wake of more partners than this publishes one task per group of this many partners (their
-# drains run one after the other in it): fewer tasks, less Celery overhead per partner.
+# drains run in its drain threads, OCPI_OUTBOX_DRAIN_THREADS): fewer tasks, less Celery overhead.
 OCPI_OUTBOX_WAKE_GROUP = env.int("OCPI_OUTBOX_WAKE_GROUP", default=10)
 
 

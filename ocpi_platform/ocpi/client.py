@@ -516,10 +516,6 @@ class OcpiClient:
             unreadable = f"; {why.rstrip('.')}"
         envelope = body if isinstance(body, dict) and "status_code" in body else None
         message = envelope.get("status_message") if envelope else None
-        if status < 300 and envelope is not None:
-            code = _status_code(envelope)
-            if code is not None and 1000 <= code < 2000:  # success: no error text to build
-                return OcpiReply(status, code, message, envelope.get("data"), response.headers, url)
         detail = f": {_short(str(message)).rstrip('.')}" if message else ""
         # Only an OCPI envelope's status_message is relayed to the partner, and only its start.
         public_detail = (

@@ -195,6 +195,12 @@ class OcpiJsonParser(BaseParser):
         return read_json(stream)
 
 
+def pushed_object(request: Any, what: str = "one JSON object") -> dict[str, Any]:
+    """The object a PUT/PATCH carries (``one_object`` of its body, read by ``read_json``):
+    ``request`` is DRF's or Django's."""
+    return one_object(read_json(getattr(request, "_request", request)), what)
+
+
 def read_json(stream: Any) -> Any:
     """A request body read from ``stream`` (a Django request is one) as JSON, None when empty:
     HTTP 413 beyond OCPI_MAX_BODY_BYTES, 400/2001 when it is not acceptable JSON. What
