@@ -143,6 +143,12 @@ class OutboxLease(models.Model):
         "another only when this is empty (one queued task per partner, whatever the number of "
         "changes). The drain clears it when it starts.",
     )
+    recheck = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="A drain found the lease held: the drain holding it looks for new rows again "
+        "when it releases the lease, and changes meanwhile queue no task.",
+    )
 
     def __str__(self) -> str:
         return f"lease of {self.partner_id} until {self.until}"

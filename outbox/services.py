@@ -51,7 +51,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import close_old_connections, connection, connections, transaction
@@ -281,9 +281,10 @@ def wake(
 
     ``OutboxLease.scheduled_at`` says that a drain is queued for the partner (and when it is
     due): one statement sets it where it was not set, and only those partners get a task, so a
-    burst of changes queues one task per partner, not one per change and partner. A drain
-    clears it when it starts; a drain that finds the lease held leaves it set, and the drain
-    holding the lease sees it when it releases the lease and drains again. A flag in the
+    burst of changes queues one task per partner, not one per change and partner. A queued
+    drain clears it when it starts. One that finds the lease held marks the lease
+    ``recheck`` instead: the drain holding the lease looks for rows again when it releases
+    it, and changes meanwhile queue nothing (they would find the lease held too). A flag in the
     future is a drain queued for later (a backoff, a Retry-After): the partner's rows wait for
     it, so changes queue nothing meanwhile, and a drain that starts earlier leaves it.
     ``force``: publish whatever the flag says (the drain's own next run, operators' actions).
@@ -293,18 +294,21 @@ def wake(
     ids = sorted(set(partner_ids))
     if not ids:
         return []
-    condition = f"{OutboxLease._meta.db_table}.scheduled_at IS NULL"
+    lease = OutboxLease._meta.db_table
+    # Not while a drain holds the lease and knows to look again when it releases it.
+    condition = (
+        f"{lease}.scheduled_at IS NULL"
+        f" AND NOT ({lease}.recheck AND {lease}.until >= statement_timestamp())"
+    )
     if force:
         condition = "TRUE"
     elif stale_after is not None:
-        flag = f"{OutboxLease._meta.db_table}.scheduled_at"
-        condition += (
+        flag = f"{lease}.scheduled_at"
+        condition = f"({condition})" + (
             f" OR {flag} < statement_timestamp() - make_interval(secs => %(stale)s)"
             f" OR {flag} > statement_timestamp()"
         )
-    sql = _WAKE_SQL.format(
-        lease=OutboxLease._meta.db_table, partner=Partner._meta.db_table, condition=condition
-    )
+    sql = _WAKE_SQL.format(lease=lease, partner=Partner._meta.db_table, condition=condition)
     with connection.cursor() as cursor:
         cursor.execute(
             sql, {"ids": ids, "countdown": float(countdown), "stale": float(stale_after or 0)}
@@ -453,28 +457,31 @@ class _Heartbeat:
 
 _OPEN_SQL = """
 WITH old AS (
-    SELECT partner_id, until, owner, not_before FROM {lease} WHERE partner_id = %(p)s FOR UPDATE
+    SELECT partner_id, until, owner, not_before,
+        (until IS NULL OR until < statement_timestamp() OR owner = %(owner)s) AS free
+    FROM {lease} WHERE partner_id = %(p)s FOR UPDATE
 ), p AS (
     SELECT id, state, status, name, outbound_token_encrypted, token_encoding
     FROM {partner} WHERE id = %(p)s
 ), open AS (
-    SELECT old.partner_id, (
+    SELECT old.partner_id, old.free AND (
         p.state = 'REGISTERED' AND p.status = 'CONNECTED' AND EXISTS (
             SELECT 1 FROM {delivery} d
             WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING')
         )
     ) AS take
     FROM old JOIN p ON p.id = old.partner_id
-    WHERE old.until IS NULL OR old.until < statement_timestamp() OR old.owner = %(owner)s
 )
 UPDATE {lease} l SET
-    scheduled_at = CASE WHEN l.scheduled_at > statement_timestamp() THEN l.scheduled_at END,
+    scheduled_at = CASE WHEN NOT %(fresh)s OR l.scheduled_at > statement_timestamp()
+        THEN l.scheduled_at END,
+    recheck = NOT old.free AND (%(fresh)s OR l.recheck),
     until = CASE WHEN open.take
         THEN statement_timestamp() + make_interval(secs => %(seconds)s) ELSE l.until END,
     owner = CASE WHEN open.take THEN %(owner)s ELSE l.owner END
 FROM open, old, p
 WHERE l.partner_id = open.partner_id AND old.partner_id = l.partner_id AND p.id = l.partner_id
-RETURNING p.state, p.status, old.not_before, p.name, p.outbound_token_encrypted,
+RETURNING old.free, p.state, p.status, old.not_before, p.name, p.outbound_token_encrypted,
     p.token_encoding, (
     SELECT coalesce(json_agg(json_build_array(e.identifier, e.url) ORDER BY e.id), '[]')::text
     FROM {endpoint} e WHERE e.partner_id = l.partner_id AND e.role = 'RECEIVER'
@@ -505,10 +512,14 @@ RETURNING d.*
 """
 
 _RELEASE_SQL = """
-UPDATE {lease} l SET until = NULL, owner = ''
-WHERE l.partner_id = %(p)s AND l.owner = %(owner)s
-RETURNING l.scheduled_at <= statement_timestamp(), l.scheduled_at > statement_timestamp(),
-    l.not_before, (
+WITH old AS (
+    SELECT partner_id, recheck FROM {lease}
+    WHERE partner_id = %(p)s AND owner = %(owner)s FOR UPDATE
+)
+UPDATE {lease} l SET until = NULL, owner = '', recheck = FALSE
+FROM old WHERE l.partner_id = old.partner_id AND l.owner = %(owner)s
+RETURNING old.recheck, l.scheduled_at <= statement_timestamp(),
+    l.scheduled_at > statement_timestamp(), l.not_before, (
     SELECT d.next_attempt_at FROM {delivery} d
     WHERE d.partner_id = %(p)s AND d.state IN ('PENDING', 'SENDING') ORDER BY d.id LIMIT 1
 )
@@ -540,15 +551,19 @@ class _Opened:
     refused: bool  # the partner has refused PUTs (FAILED)
 
 
-def _open(partner_id: int, owner: str) -> _Opened | None:
-    """The drain's first statement: if the partner's lease is free (or ours), clear its "drain
-    queued" flag, read what decides whether to send and, when the partner is registered,
-    CONNECTED and has open rows, take the lease. None: the lease is held by another drain
-    (which sees the flag when it releases the lease), or there is no lease row yet."""
-    found = _fetch(_OPEN_SQL, {"p": partner_id, "owner": owner, "seconds": lease_seconds()})
-    if not found:
+def _open(partner_id: int, owner: str, *, fresh: bool = True) -> _Opened | None:
+    """A pass's first statement: if the partner's lease is free (or ours), read what decides
+    whether to send and, when the partner is registered, CONNECTED and has open rows, take the
+    lease. ``fresh``: the first pass of a queued drain, which clears the partner's "drain
+    queued" flag (its own); a drain's further passes leave it, as the drain it tells of is
+    still queued. None: no lease row yet, or the lease is held by another drain; the first
+    pass then marks it ``recheck``, so the holder looks again when it releases the lease and
+    changes meanwhile queue no drain."""
+    params = {"p": partner_id, "owner": owner, "seconds": lease_seconds(), "fresh": fresh}
+    found = _fetch(_OPEN_SQL, params)
+    if not found or not found[0][0]:
         return None
-    state, status, not_before, name, token, encoding, endpoints, taken, dirty, refused = found[0]
+    _, state, status, not_before, name, token, encoding, endpoints, taken, dirty, refused = found[0]
     urls: dict[str, str] = {}
     for identifier, url in json.loads(endpoints):
         urls.setdefault(identifier, url)
@@ -568,10 +583,11 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
 
     ``owner`` names this drain in the lease (the task id: a redelivered task takes over the
     lease its killed first run left behind). With nothing to send it costs one statement and
-    builds no HTTP client. Rows that came in while it held the lease (its flag was set again)
-    it sends too, for a few passes; after that, or after OCPI_OUTBOX_DRAIN_SECONDS, they go
-    with its next run, queued behind the other partners' drains: meanwhile more rows come in,
-    and go in bigger batches (a drain does not chase one partner's changes one by one).
+    builds no HTTP client. Rows that came in while it held the lease it sends too, for a few
+    passes; after that, or after OCPI_OUTBOX_DRAIN_SECONDS, they go with its next run, queued
+    behind the other partners' drains: meanwhile more rows come in, and go in bigger batches
+    (a drain does not chase one partner's changes one by one). That next run is the drain a
+    change queued meanwhile if there is one, else one it queues: never a second.
     """
     owner = owner or uuid.uuid4().hex
     result = _drain_once(partner_id, owner)
@@ -585,17 +601,17 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
         result = _drain_once(partner_id, owner)
         if result is None:
             return 0
-    handled, again = result
+    handled, again, queued = result
     for _ in range(IN_PLACE_PASSES - 1):
         if not again:
             return handled
-        result = _drain_once(partner_id, owner)
+        result = _drain_once(partner_id, owner, fresh=False)
         if result is None:
             return handled
         handled += result[0]
-        again = result[1]
-    if again:
-        schedule([partner_id], force=True)
+        again, queued = result[1], result[2]
+    if again and not queued:
+        schedule([partner_id])  # its next run, unless a change has queued one meanwhile
     return handled
 
 
@@ -713,9 +729,16 @@ def stop_drain_threads() -> None:
 IN_PLACE_PASSES = 3
 
 
-def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
-    """One pass: (rows handled, drain again). None: the lease is not ours to take."""
-    opened = _open(partner_id, owner)
+class _Pass(NamedTuple):
+    handled: int
+    again: bool  # rows are due, or came in while it held the lease
+    queued: bool  # a drain is queued for the partner (due now): it sends them
+
+
+def _drain_once(partner_id: int, owner: str, *, fresh: bool = True) -> _Pass | None:
+    """One pass: (rows handled, drain again, a drain is queued). None: the lease is not ours
+    to take."""
+    opened = _open(partner_id, owner, fresh=fresh)
     if opened is None:
         return None
     if (
@@ -727,7 +750,7 @@ def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
             cancel_open(partner, f"not sent: the partner is {partner.get_state_display().lower()}")
         else:
             cancel_open(partner, not_connected(partner.status))
-        return 0, False
+        return _Pass(0, False, False)
     # The partner asked us to wait (Retry-After): nothing goes before that.
     wait = _seconds_until(opened.not_before)
     if wait is not None:
@@ -736,9 +759,9 @@ def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
                 _put_back_dead(partner_id)
             _release(partner_id, owner)
         schedule([partner_id], countdown=wait, force=True)
-        return 0, False
+        return _Pass(0, False, False)
     if not opened.taken:
-        return 0, False  # nothing to send
+        return _Pass(0, False, False)  # nothing to send
     lease = _Lease(partner_id, owner)
     sent, lost, retry_in = 0, False, None
     try:
@@ -751,25 +774,27 @@ def _drain_once(partner_id: int, owner: str) -> tuple[int, bool] | None:
         raise
     if lost or lease.lost:
         logger.warning("Outbox drain of %s lost its lease; stopping", partner_id)
-        return sent, False
+        return _Pass(sent, False, False)
     released = _fetch(_RELEASE_SQL, {"p": partner_id, "owner": owner})
     if not released:
         logger.warning("Outbox drain of %s lost its lease; stopping", partner_id)
-        return sent, False  # taken over: the new owner goes on
-    asked, queued_later, not_before, head_at = released[0]
+        return _Pass(sent, False, False)  # taken over: the new owner goes on
+    recheck, queued, queued_later, not_before, head_at = released[0]
+    queued = bool(queued)
     if retry_in is not None and retry_in < 0:
-        return sent, True  # its time is up, not its rows
+        return _Pass(sent, True, queued)  # its time is up, not its rows
     if retry_in is not None:
         schedule([partner_id], countdown=retry_in, force=True)
-        return sent, False
+        return _Pass(sent, False, False)
     if head_at is not None:
         wait = max(_seconds_until(head_at) or 0.0, _seconds_until(not_before) or 0.0)
         if wait > 0:
             if not queued_later:  # else the drain queued for then (a backoff) is there
                 schedule([partner_id], countdown=wait, force=True)
-            return sent, False
-        return sent, True  # due rows came in meanwhile
-    return sent, bool(asked)
+            return _Pass(sent, False, False)
+        return _Pass(sent, True, queued)  # due rows came in meanwhile
+    # A drain that found the lease held: rows may have come in after this statement's start.
+    return _Pass(sent, bool(recheck), queued)
 
 
 def _seconds_until(moment: datetime | None) -> float | None:

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -428,10 +430,119 @@ def test_a_drain_does_not_chase_changes_one_by_one(started, fake):
     started.clear()
     with use_transport(httpx.MockTransport(lambda r: (change_during(r), fake.handler(r))[1])):
         assert outbox.drain(emsp.partner.pk) == outbox.IN_PLACE_PASSES
-    # The tasks the changes queued found the lease held; the last one is its next run.
-    assert {call["kwargs"]["partner_id"] for call in started} == {emsp.partner.pk}
-    assert len(started) <= outbox.IN_PLACE_PASSES + 1
+    # The first change queued a drain (its task has not run); the later ones and the drain
+    # that ran out of passes queued none: that queued drain is its next run.
+    assert started == [{"kwargs": {"partner_id": emsp.partner.pk}, "countdown": 0.0}]
+    assert OutboxLease.objects.get(partner=emsp.partner).scheduled_at is not None
     assert Delivery.objects.open().count() == 1  # for the next run
     with use_transport(fake.transport()):
         assert outbox.drain(emsp.partner.pk) == 1
     assert evse_status_seen_by(fake) == Evse.objects.get(uid="3256", location__partner=None).status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_that_finds_the_lease_held_leaves_the_changes_to_the_holder(started, fake):
+    """The queued drain that finds the lease held marks it ``recheck``: changes meanwhile
+    queue no drain, and the holder sends them when it releases the lease."""
+    emsp = receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
+    ours()
+    settle()
+    services.set_evse_status(EVSE, "CHARGING")
+    seen: list[Any] = []
+
+    def during(request: httpx.Request) -> None:
+        if seen:
+            return
+        seen.append("first request")
+
+        def changes_and_their_drain() -> None:
+            try:
+                started.clear()
+                services.set_evse_status(EVSE, "BLOCKED")  # queues a drain: the flag was clear
+                seen.append(len(started))
+                with use_transport(fake.transport()):
+                    seen.append(outbox.drain(emsp.partner.pk))  # held: 0, marks it
+                lease = OutboxLease.objects.get(partner=emsp.partner)
+                seen.append((lease.recheck, lease.scheduled_at))
+                services.set_evse_status(EVSE, "AVAILABLE")
+                services.set_evse_status(OTHER_EVSE, "BLOCKED")
+                seen.append(len(started))  # no drain queued for these
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=changes_and_their_drain)
+        thread.start()
+        thread.join(30)
+
+    with use_transport(httpx.MockTransport(lambda r: (during(r), fake.handler(r))[1])):
+        # CHARGING, then AVAILABLE (BLOCKED, not sent yet, is folded into it) and OTHER_EVSE.
+        assert outbox.drain(emsp.partner.pk) == 3
+    assert seen == ["first request", 1, 0, (True, None), 1]
+    assert evse_status_seen_by(fake) == "AVAILABLE"
+    assert evse_status_seen_by(fake, OTHER_EVSE.evse_uid) == "BLOCKED"
+    lease = OutboxLease.objects.get(partner=emsp.partner)
+    assert (lease.recheck, lease.scheduled_at, lease.until) == (False, None, None)
+    assert Delivery.objects.open().count() == 0
+
+    # Once the lease is released, a change queues a drain again.
+    services.set_evse_status(EVSE, "CHARGING")
+    assert len(started) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queued_drains_and_changes_racing_a_holder_lose_nothing(monkeypatch, fake):
+    """Real threads and transactions: changes come in while workers run every drain that is
+    queued, as soon as it is queued. Every row is sent, in order per object, and the drains
+    queued stay far fewer than the changes."""
+    queued: list[int] = []
+    tasks: queue.Queue[int | None] = queue.Queue()
+
+    def publish(**kwargs: Any) -> None:
+        queued.append(kwargs["kwargs"]["partner_id"])
+        tasks.put(kwargs["kwargs"]["partner_id"])
+
+    monkeypatch.setattr(deliver, "apply_async", publish)
+    receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
+    ours()
+    settle()  # the drain ours() queued runs first and finds nothing
+    slow = httpx.MockTransport(lambda r: (time.sleep(0.02), fake.handler(r))[1])
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with use_transport(slow):
+                while (partner_id := tasks.get()) is not None:
+                    outbox.drain(partner_id)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in workers:
+        thread.start()
+    statuses = ["CHARGING", "BLOCKED", "AVAILABLE", "OUTOFORDER", "INOPERATIVE"]
+    try:
+        for number in range(60):
+            services.set_evse_status(EVSE, statuses[number % 5])
+            services.set_evse_status(OTHER_EVSE, statuses[(number + 2) % 5])
+        deadline = time.monotonic() + 30
+        while Delivery.objects.open().exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for _ in workers:
+            tasks.put(None)
+        for thread in workers:
+            thread.join(30)
+    assert errors == []
+    assert Delivery.objects.open().count() == 0, "rows left behind with no drain queued"
+    for evse in (EVSE, OTHER_EVSE):
+        ours_now = Evse.objects.get(uid=evse.evse_uid, location__partner=None).status
+        assert evse_status_seen_by(fake, evse.evse_uid) == ours_now
+        stamps = [
+            p.body["last_updated"]
+            for p in fake.pushes
+            if p.method == "PATCH" and p.path.endswith("/" + evse.evse_uid)
+        ]
+        assert stamps == sorted(stamps), "a PATCH reached the partner after a newer one"
+    assert len(queued) < 60, f"{len(queued)} drains queued for 120 changes"
