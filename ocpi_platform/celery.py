@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocpi_platform.settings")
 
@@ -26,3 +26,12 @@ def _close_old_connections(**kwargs: Any) -> None:
     if getattr(getattr(task, "request", None), "is_eager", False) or connection.in_atomic_block:
         return  # run in-process (apply(), tests): the caller's connection and transaction
     close_old_connections()
+
+
+@worker_process_init.connect(weak=False)
+def _settle(**kwargs: Any) -> None:
+    """Each worker process, once it has loaded the tasks: freeze what is loaded, so that full
+    garbage collections do not walk it in the middle of a drain (``ocpi_platform.warm``)."""
+    from ocpi_platform import warm
+
+    warm.settle()

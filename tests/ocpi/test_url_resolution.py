@@ -45,3 +45,15 @@ def test_the_memory_is_bounded(monkeypatch):
 
     assert 1 <= len(resolver._resolved) <= 3
     assert resolve("/ocpi/2.2.1/receiver/tariffs/DE/ALL/X0").kwargs["object_id"] == "X0"
+
+
+def test_what_is_kept_holds_no_list_of_the_patterns_tried():
+    """The tried patterns serve only a debug 404 page; kept, they were a dozen lists per path
+    for the garbage collector to walk. A match still names the route it took."""
+    resolver = ocpi_resolver()
+    resolver._resolved.clear()
+    match = resolve("/ocpi/2.2.1/sender/tokens/0123456789/authorize")
+
+    kept = resolver._resolved["ocpi/2.2.1/sender/tokens/0123456789/authorize"]
+    assert kept.tried is None
+    assert match.route and match.tried == [[resolver]]
