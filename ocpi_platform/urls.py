@@ -49,7 +49,7 @@ class RememberingResolver(URLResolver):
             # The patterns tried before the match serve only a debug 404 page. Kept, they
             # were a dozen lists per path, thousands of long-lived objects that every full
             # garbage collection walks (a pause of tens of ms in the middle of requests).
-            found.tried = None  # type: ignore[assignment]
+            found.tried = None
             if len(self._resolved) >= self.KEPT:
                 self._resolved.clear()
             self._resolved[key] = found
