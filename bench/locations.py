@@ -609,6 +609,7 @@ _LIST_TAIL = re.compile(rb'\],\s*"status_code":\s*1000,\s*"timestamp":\s*"[0-9T:
 class Sample:
     variant: str
     seconds: float
+    at: float = 0.0  # when the request was due (or sent), on the event loop's clock
 
 
 @dataclass
@@ -801,7 +802,7 @@ class Load:
                             error = f"invalid JSON: {exc}"
                     ended = loop.time()
                     if error is None and began >= measure_from and ended <= stop_at:
-                        phase.samples.append(Sample(variant, ended - began))
+                        phase.samples.append(Sample(variant, ended - began, began))
                     if error is not None:
                         phase.errors.append(f"{method} {target}: {error}")
             finally:

@@ -25,7 +25,10 @@ checks and the CPU accounting):
        the connections send on a fixed schedule, and each latency counts from the time the
        request was due, so a slow answer delays the ones after it and shows). The p99 target
        is read at the offered load: in a closed loop the latency is connections / throughput
-       (16 / 500 = 32 ms at the median) whatever the server does;
+       (16 / 500 = 32 ms at the median) whatever the server does. Meanwhile ``bench.machine``'s
+       probe watches whether the CPU runs at its speed: the report says when and how long the
+       host slowed it, and the p99 of the requests no such episode overlapped beside the p99
+       of all (the verdict is on all);
 3. the pull: a second database ``ocpi_bench_tokens_cpo`` plays the CPO DE/PCP: migrated, with
    the server as its registered eMSP partner, and ``manage.py ocpi_pull tokens bench-emsp
    --full`` reads all N tokens over HTTP (pages of OCPI_PAGE_LIMIT) and stores them through
@@ -59,6 +62,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import machine
 from bench.locations import (
     HOST,
     PG_HOST,
@@ -304,12 +308,25 @@ async def measure(
         phase = await load.run(name, requests, server)
         phases[name] = phase
         print(f"  {phase.rate:,.0f} req/s, {len(phase.errors)} errors", flush=True)
-    # The latency at the target load: an open loop at AUTHORIZE_TARGET requests/s.
+    # The latency at the target load: an open loop at AUTHORIZE_TARGET requests/s, with the
+    # machine probe beside it (did the CPU run at its speed meanwhile?).
     print(f"- authorize at {args.rate:g}/s: {args.warmup:g} s warm-up + {args.duration:g} s ...")
-    phase = await load.run("authorize_at_rate", load.authorizations, server, rate=args.rate)
+    with tempfile.TemporaryDirectory(prefix="ocpi-bench-probe-") as folder:
+        probe = machine.Probe(args.warmup + args.duration, Path(folder) / "probe.json")
+        phase = await load.run("authorize_at_rate", load.authorizations, server, rate=args.rate)
+        MACHINE[phase.name] = probe.result()
     phases["authorize_at_rate"] = phase
     print(f"  {phase.rate:,.0f} req/s, {len(phase.errors)} errors", flush=True)
     return phases
+
+
+# What the machine probe saw during a phase (bench.machine), by phase name.
+MACHINE: dict[str, machine.Verdict | None] = {}
+
+
+def untouched(phase: Phase, verdict: machine.Verdict) -> list[float]:
+    """The latencies of the requests that no slowed-CPU episode overlapped (sorted)."""
+    return sorted(s.seconds for s in phase.samples if not verdict.overlaps(s.at, s.at + s.seconds))
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -415,6 +432,18 @@ def report(
             f"{'':<4}CPU s/s: client {cpu['client']:.2f}, gunicorn {cpu['gunicorn']:.2f}, "
             f"postgres {cpu['postgres']:.2f}, other {cpu['other']:.2f}"
         )
+    verdict = MACHINE.get(at_rate.name)
+    if verdict is None:
+        print("machine: the probe gave no verdict")
+    else:
+        print(verdict.line())
+        if verdict.episodes:
+            calm = untouched(at_rate, verdict)
+            print(
+                f"{'':<4}p99 of the {len(calm):,} of {len(at_rate.samples):,} requests at "
+                f"{rate:,.0f}/s that no episode overlapped: {percentile(calm, 0.99) * 1000:.1f} ms "
+                f"(the verdict above counts them all)"
+            )
     print(
         f"CPO local decision (ALWAYS, in process): mean {local['mean'] * 1000:.3f} ms, "
         f"p99 {local['p99'] * 1000:.3f} ms over {local['calls']:,} calls "
