@@ -56,4 +56,5 @@ def test_what_is_kept_holds_no_list_of_the_patterns_tried():
 
     kept = resolver._resolved["ocpi/2.2.1/sender/tokens/0123456789/authorize"]
     assert kept.tried is None
-    assert match.route and match.tried == [[resolver]]
+    assert match.route
+    assert match.tried == [[resolver]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -66,6 +67,35 @@ def built(monkeypatch: pytest.MonkeyPatch) -> list[ocpi_client.OcpiClient]:
 def drained(partner_id: int) -> None:
     """The drain queued for the partner runs (it clears the partner's flag)."""
     outbox.drain(partner_id)
+
+
+def in_another_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` in a thread of its own (its own database connection, its own
+    transactions), and wait for it."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+
+
+def assert_patches_in_order(fake: LocationsPartner, *evses: ObjectPath) -> None:
+    """Each EVSE's status as the partner has it is ours, and no PATCH of it reached the
+    partner after a newer one."""
+    for evse in evses:
+        ours_now = Evse.objects.get(uid=evse.evse_uid, location__partner=None).status
+        assert evse_status_seen_by(fake, evse.evse_uid) == ours_now
+        stamps = [
+            p.body["last_updated"]
+            for p in fake.pushes
+            if p.method == "PATCH" and p.path.endswith("/" + evse.evse_uid)
+        ]
+        assert stamps == sorted(stamps), "a PATCH reached the partner after a newer one"
 
 
 # --- one queued drain per partner --------------------------------------------------------------
@@ -124,16 +154,11 @@ def test_a_change_while_the_lease_is_held_is_sent_by_the_drain_holding_it(starte
         changed.append(1)
 
         def change_and_queued_drain() -> None:
-            try:
-                services.set_evse_status(EVSE, "BLOCKED")
-                with use_transport(fake.transport()):
-                    changed.append(outbox.drain(emsp.partner.pk))  # the lease is held: 0
-            finally:
-                connections.close_all()
+            services.set_evse_status(EVSE, "BLOCKED")
+            with use_transport(fake.transport()):
+                changed.append(outbox.drain(emsp.partner.pk))  # the lease is held: 0
 
-        thread = threading.Thread(target=change_and_queued_drain)
-        thread.start()
-        thread.join(30)
+        in_another_thread(change_and_queued_drain)
 
     with use_transport(httpx.MockTransport(lambda r: (during(r), fake.handler(r))[1])):
         assert outbox.drain(emsp.partner.pk) == 2
@@ -334,15 +359,7 @@ def test_order_per_object_is_kept_under_concurrent_drains(started):
         outbox.drain(emsp.partner.pk)
 
     assert Delivery.objects.open().count() == 0
-    for evse in (EVSE, OTHER_EVSE):
-        ours_now = Evse.objects.get(uid=evse.evse_uid, location__partner=None).status
-        assert evse_status_seen_by(fake, evse.evse_uid) == ours_now
-        stamps = [
-            p.body["last_updated"]
-            for p in fake.pushes
-            if p.method == "PATCH" and p.path.endswith("/" + evse.evse_uid)
-        ]
-        assert stamps == sorted(stamps), "a PATCH reached the partner after a newer one"
+    assert_patches_in_order(fake, EVSE, OTHER_EVSE)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -417,15 +434,7 @@ def test_a_drain_does_not_chase_changes_one_by_one(started, fake):
     statuses = iter(["BLOCKED", "AVAILABLE", "OUTOFORDER", "CHARGING", "BLOCKED"] * 2)
 
     def change_during(request: httpx.Request) -> None:
-        def change() -> None:
-            try:
-                services.set_evse_status(EVSE, next(statuses))
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=change)
-        thread.start()
-        thread.join(30)
+        in_another_thread(lambda: services.set_evse_status(EVSE, next(statuses)))
 
     started.clear()
     with use_transport(httpx.MockTransport(lambda r: (change_during(r), fake.handler(r))[1])):
@@ -456,23 +465,18 @@ def test_a_drain_that_finds_the_lease_held_leaves_the_changes_to_the_holder(star
         seen.append("first request")
 
         def changes_and_their_drain() -> None:
-            try:
-                started.clear()
-                services.set_evse_status(EVSE, "BLOCKED")  # queues a drain: the flag was clear
-                seen.append(len(started))
-                with use_transport(fake.transport()):
-                    seen.append(outbox.drain(emsp.partner.pk))  # held: 0, marks it
-                lease = OutboxLease.objects.get(partner=emsp.partner)
-                seen.append((lease.recheck, lease.scheduled_at))
-                services.set_evse_status(EVSE, "AVAILABLE")
-                services.set_evse_status(OTHER_EVSE, "BLOCKED")
-                seen.append(len(started))  # no drain queued for these
-            finally:
-                connections.close_all()
+            started.clear()
+            services.set_evse_status(EVSE, "BLOCKED")  # queues a drain: the flag was clear
+            seen.append(len(started))
+            with use_transport(fake.transport()):
+                seen.append(outbox.drain(emsp.partner.pk))  # held: 0, marks it
+            lease = OutboxLease.objects.get(partner=emsp.partner)
+            seen.append((lease.recheck, lease.scheduled_at))
+            services.set_evse_status(EVSE, "AVAILABLE")
+            services.set_evse_status(OTHER_EVSE, "BLOCKED")
+            seen.append(len(started))  # no drain queued for these
 
-        thread = threading.Thread(target=changes_and_their_drain)
-        thread.start()
-        thread.join(30)
+        in_another_thread(changes_and_their_drain)
 
     with use_transport(httpx.MockTransport(lambda r: (during(r), fake.handler(r))[1])):
         # CHARGING, then AVAILABLE (BLOCKED, not sent yet, is folded into it) and OTHER_EVSE.
@@ -536,13 +540,5 @@ def test_queued_drains_and_changes_racing_a_holder_lose_nothing(monkeypatch, fak
             thread.join(30)
     assert errors == []
     assert Delivery.objects.open().count() == 0, "rows left behind with no drain queued"
-    for evse in (EVSE, OTHER_EVSE):
-        ours_now = Evse.objects.get(uid=evse.evse_uid, location__partner=None).status
-        assert evse_status_seen_by(fake, evse.evse_uid) == ours_now
-        stamps = [
-            p.body["last_updated"]
-            for p in fake.pushes
-            if p.method == "PATCH" and p.path.endswith("/" + evse.evse_uid)
-        ]
-        assert stamps == sorted(stamps), "a PATCH reached the partner after a newer one"
+    assert_patches_in_order(fake, EVSE, OTHER_EVSE)
     assert len(queued) < 60, f"{len(queued)} drains queued for 120 changes"
