@@ -601,16 +601,14 @@ def drain(partner_id: int, *, owner: str | None = None) -> int:
         result = _drain_once(partner_id, owner)
         if result is None:
             return 0
-    handled, again, queued = result
-    for _ in range(IN_PLACE_PASSES - 1):
-        if not again:
+    handled, passes = result.handled, 1
+    while result.again and not result.spent and passes < IN_PLACE_PASSES:
+        following = _drain_once(partner_id, owner, fresh=False)
+        if following is None:
             return handled
-        result = _drain_once(partner_id, owner, fresh=False)
-        if result is None:
-            return handled
-        handled += result[0]
-        again, queued = result[1], result[2]
-    if again and not queued:
+        handled += following.handled
+        result, passes = following, passes + 1
+    if result.again and not result.queued:
         schedule([partner_id])  # its next run, unless a change has queued one meanwhile
     return handled
 
@@ -733,6 +731,7 @@ class _Pass(NamedTuple):
     handled: int
     again: bool  # rows are due, or came in while it held the lease
     queued: bool  # a drain is queued for the partner (due now): it sends them
+    spent: bool = False  # OCPI_OUTBOX_DRAIN_SECONDS are over: the rest goes with the next run
 
 
 def _drain_once(partner_id: int, owner: str, *, fresh: bool = True) -> _Pass | None:
@@ -782,7 +781,7 @@ def _drain_once(partner_id: int, owner: str, *, fresh: bool = True) -> _Pass | N
     recheck, queued, queued_later, not_before, head_at = released[0]
     queued = bool(queued)
     if retry_in is not None and retry_in < 0:
-        return _Pass(sent, True, queued)  # its time is up, not its rows
+        return _Pass(sent, True, queued, spent=True)  # its time is up, not its rows
     if retry_in is not None:
         schedule([partner_id], countdown=retry_in, force=True)
         return _Pass(sent, False, False)

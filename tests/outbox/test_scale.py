@@ -302,6 +302,29 @@ def test_rows_are_taken_in_batches_in_order(emsp, fake, settings):
     assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_whose_time_is_up_leaves_the_rest_to_its_next_run(started, fake, settings):
+    """After OCPI_OUTBOX_DRAIN_SECONDS a drain stops, whatever its passes: the other partners'
+    drains go first, and its next run sends the rest."""
+    emsp = receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
+    settings.OCPI_OUTBOX_BATCH = 2
+    settings.OCPI_OUTBOX_DRAIN_SECONDS = 0
+    for number in range(1, 6):
+        ours(f"LOC{number}")
+    started.clear()
+    OutboxLease.objects.update(scheduled_at=None)  # the drain the changes queued has run
+
+    with use_transport(fake.transport()):
+        assert outbox.drain(emsp.partner.pk) == 2  # one batch
+    assert started == [{"kwargs": {"partner_id": emsp.partner.pk}, "countdown": 0.0}]
+    assert Delivery.objects.open().count() == 3
+
+    settings.OCPI_OUTBOX_DRAIN_SECONDS = 5
+    with use_transport(fake.transport()):
+        assert outbox.drain(emsp.partner.pk) == 3
+    assert [p.path.rsplit("/", 1)[1] for p in fake.pushes] == [f"LOC{n}" for n in range(1, 6)]
+
+
 def test_a_transient_failure_in_a_batch_stores_what_went_and_holds_the_rest(emsp, fake):
     for number in range(1, 5):
         ours(f"LOC{number}")
