@@ -140,8 +140,8 @@ def test_a_drain_clears_the_flag_so_the_next_change_queues_a_drain(started, fake
 
 @pytest.mark.django_db(transaction=True)
 def test_a_change_while_the_lease_is_held_is_sent_by_the_drain_holding_it(started, fake):
-    """The task queued by a change finds the lease held and returns; the flag it leaves tells
-    the drain holding the lease to go on when it releases the lease."""
+    """The task queued by a change finds the lease held and returns; the ``recheck`` mark it
+    leaves tells the drain holding the lease to go on when it releases the lease."""
     emsp = receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
     ours()
     settle()
