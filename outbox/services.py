@@ -295,10 +295,11 @@ def wake(
     if not ids:
         return []
     lease = OutboxLease._meta.db_table
-    # Not while a drain holds the lease and knows to look again when it releases it.
+    # Not while a drain holds the lease and knows to look again when it releases it (a free
+    # lease's until is NULL: the test must be false there, not unknown).
     condition = (
-        f"{lease}.scheduled_at IS NULL"
-        f" AND NOT ({lease}.recheck AND {lease}.until >= statement_timestamp())"
+        f"{lease}.scheduled_at IS NULL AND NOT ({lease}.recheck"
+        f" AND coalesce({lease}.until >= statement_timestamp(), FALSE))"
     )
     if force:
         condition = "TRUE"
@@ -384,7 +385,10 @@ def _renew(partner_id: int, owner: str) -> bool:
 
 
 def _release(partner_id: int, owner: str) -> None:
-    OutboxLease.objects.filter(partner_id=partner_id, owner=owner).update(until=None, owner="")
+    """Let the lease go without looking for more (an error, a Retry-After): the sweep and the
+    next change queue what is left."""
+    leases = OutboxLease.objects.filter(partner_id=partner_id, owner=owner)
+    leases.update(until=None, owner="", recheck=False)
 
 
 class _Lease:

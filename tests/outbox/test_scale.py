@@ -169,6 +169,24 @@ def test_a_change_while_the_lease_is_held_is_sent_by_the_drain_holding_it(starte
     assert OutboxLease.objects.get(partner=emsp.partner).scheduled_at is None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_let_go_without_its_release_still_gets_drains(started, fake):
+    """A ``recheck`` mark on a lease with no holder (``until`` NULL; an error's release used
+    to leave one) keeps neither changes nor the sweep from queueing drains: the test is false
+    there, not SQL's unknown."""
+    emsp = receiver("de-emsp", country_code="DE", party_id="XYZ", role="EMSP")
+    ours()
+    OutboxLease.objects.filter(partner=emsp.partner).update(
+        recheck=True, until=None, owner="", scheduled_at=None
+    )
+    started.clear()
+
+    assert outbox.wake([emsp.partner.pk]) == [emsp.partner.pk]
+    OutboxLease.objects.filter(partner=emsp.partner).update(scheduled_at=None)
+    assert outbox.sweep() == 1
+    assert len(started) == 2
+
+
 def test_the_sweep_queues_again_only_when_the_queued_drain_is_overdue(
     emsp, django_capture_on_commit_callbacks, started, settings
 ):
